@@ -1,0 +1,78 @@
+/* Internal interfaces of librrto_cuda.so. */
+#ifndef RRTO_H
+#define RRTO_H
+#include <stddef.h>
+#include <stdint.h>
+#include <cuda_runtime_api.h>
+#include "rrto_wire.h"
+
+/* Internal symbols stay out of the app's namespace. */
+#pragma GCC visibility push(hidden)
+
+/* --- transport.c: one connection per process to the client node --- */
+struct rrto_reply {
+  int err;                 /* cudaError_t */
+  uint32_t nres;
+  uint64_t res[RRTO_MAX_ARGS];
+  void *out;               /* caller's buffer for the reply data */
+  size_t out_cap;
+  size_t out_len;          /* bytes the reply carried */
+};
+/* Blocking call: send, wait, fill *rep. Returns rep->err. */
+int rrto_call(uint16_t op, const uint64_t *args, uint32_t nargs,
+              const void *data, size_t len, struct rrto_reply *rep);
+/* A call whose result the app does not need: sent without waiting in `pipelined` mode,
+ * a blocking rrto_call otherwise. */
+int rrto_post(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data, size_t len);
+/* Number of successful connections so far; registry entries resolved under an older
+ * generation belong to a dead session (e.g. before fork) and are resolved again. */
+unsigned rrto_generation(void);
+int rrto_device_count(void);  /* from the hello reply; connects if needed */
+
+/* --- registry.c: fatbins, kernels and variables the app registered --- */
+struct rrto_function;
+struct rrto_function *rrto_function_by_host(const void *host_fun);
+/* Resolve on the server (ships the module on first use); returns cudaError_t. */
+int rrto_function_resolve(struct rrto_function *fn);
+/* Pack a launch's void** args into one flat parameter buffer; returns size or -1. */
+long rrto_function_pack(struct rrto_function *fn, void **args, void *buf, size_t cap);
+uint64_t rrto_function_handle(const struct rrto_function *fn);
+const char *rrto_function_name(const struct rrto_function *fn);
+/* Device address of a registered __device__/__constant__ variable. */
+int rrto_var_address(const void *host_var, uint64_t *addr, size_t *size);
+
+/* --- memtrack.c: device allocations, to classify pointers for cudaMemcpyDefault --- */
+void rrto_mem_add(uint64_t base, size_t size);
+void rrto_mem_remove(uint64_t base);
+int rrto_mem_is_device(const void *p);
+void rrto_mem_reset(void);
+
+/* --- trace.c: pass-through mode, call counts, unsupported-call reports --- */
+int rrto_tracing(void);
+void *rrto_real(const char *name);
+void rrto_count(int id);
+void rrto_unsupported(int id);
+void rrto_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* --- errors.c: CUDA's last-error semantics, answered locally --- */
+cudaError_t rrto_ret(int err);
+
+#pragma GCC visibility pop
+
+#include "rrto_api_ids.h"   /* generated: enum of every runtime API function */
+
+/* Count the call; in trace mode forward it to the real runtime and return its result. */
+#define RRTO_ENTER(name, ...)                                                   \
+  do {                                                                        \
+    rrto_count(RRTO_ID_##name);                                               \
+    if (rrto_tracing()) {                                                     \
+      static __typeof__(&name) real_;                                         \
+      if (!real_) real_ = (__typeof__(&name))rrto_real(#name);                \
+      return real_(__VA_ARGS__);                                              \
+    }                                                                         \
+  } while (0)
+
+#define RRTO_ARGS(...) ((uint64_t[]){__VA_ARGS__}), \
+  (uint32_t)(sizeof((uint64_t[]){__VA_ARGS__}) / sizeof(uint64_t))
+
+#endif

@@ -1,0 +1,43 @@
+/* Framing between the interposer and the client node (a local UNIX stream socket).
+ * Little-endian, fixed headers; rrto_ros/protocol/agent_wire.py is the Python side.
+ *
+ * request:  rrto_req_hdr, nargs x uint64 arguments, len bytes of data
+ * reply:    rrto_rep_hdr, nres  x uint64 results,   len bytes of data
+ * A request with RRTO_F_NOREPLY gets no reply. */
+#ifndef RRTO_WIRE_H
+#define RRTO_WIRE_H
+#include <stdint.h>
+
+#define RRTO_MAGIC 0x4f545252u        /* "RRTO" */
+#define RRTO_PROTO_VERSION 1u
+#define RRTO_F_NOREPLY 1u             /* request flag: do not answer */
+#define RRTO_R_MESSAGE 1u             /* reply flag: data is a message for the app's log */
+#define RRTO_MAX_ARGS 16u
+#define RRTO_CHUNK (64u << 20)        /* largest data part of one message */
+
+enum rrto_mode { RRTO_MODE_RPC = 0, RRTO_MODE_PIPELINED = 1, RRTO_MODE_REPLAY = 2 };
+
+enum rrto_op {
+#define RRTO_OP(id, name, may_skip_reply) RRTO_OP_##name = id,
+#include "rrto_ops.def"
+#undef RRTO_OP
+};
+
+struct rrto_req_hdr {
+  uint32_t magic;
+  uint16_t op;
+  uint16_t flags;
+  uint32_t nargs;
+  uint32_t len;
+};
+
+struct rrto_rep_hdr {
+  uint32_t magic;
+  int32_t err;
+  uint32_t nres;
+  uint32_t len;
+  uint32_t mode;
+  uint32_t flags;
+};
+
+#endif

@@ -1,0 +1,222 @@
+/* The interposer's one connection to the client node: lazy connect, framing, locking.
+ *
+ * Nothing happens at load time: the first forwarded call connects (so processes that
+ * never touch CUDA cost nothing), and a forked child connects again as its own session.
+ * One mutex serialises all calls, which keeps every stream's order. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "rrto.h"
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_fd = -1;
+static int g_dead;              /* connection lost or refused: fail fast, once logged */
+static int g_dead_err;
+static uint32_t g_mode = RRTO_MODE_RPC;
+static unsigned g_generation;
+static int g_device_count;
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+static void child_after_fork(void) {
+  /* The parent's session is not ours: start over lazily. */
+  if (g_fd >= 0) close(g_fd);
+  g_fd = -1;
+  g_dead = 0;
+  g_mode = RRTO_MODE_RPC;
+  pthread_mutex_init(&g_lock, NULL);
+  rrto_mem_reset();
+}
+
+static void install_atfork(void) { pthread_atfork(NULL, NULL, child_after_fork); }
+
+static const char *socket_path(void) {
+  const char *p = getenv("RRTO_AGENT_SOCKET");
+  return (p && *p) ? p : "/tmp/rrto-agent.sock";
+}
+
+static int write_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len) {
+  char *p = buf;
+  while (len) {
+    ssize_t n = recv(fd, p, len, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static int discard(int fd, size_t len) {
+  char tmp[4096];
+  while (len) {
+    size_t n = len < sizeof tmp ? len : sizeof tmp;
+    if (read_all(fd, tmp, n)) return -1;
+    len -= n;
+  }
+  return 0;
+}
+
+static int send_req(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
+                    const void *data, size_t len) {
+  struct rrto_req_hdr h = {RRTO_MAGIC, op, flags, nargs, (uint32_t)len};
+  if (write_all(g_fd, &h, sizeof h)) return -1;
+  if (nargs && write_all(g_fd, args, nargs * sizeof(uint64_t))) return -1;
+  if (len && write_all(g_fd, data, len)) return -1;
+  return 0;
+}
+
+/* Reads a reply into rep; a message reply is logged. Returns -1 on a broken connection. */
+static int recv_rep(struct rrto_reply *rep) {
+  struct rrto_rep_hdr h;
+  if (read_all(g_fd, &h, sizeof h) || h.magic != RRTO_MAGIC || h.nres > RRTO_MAX_ARGS)
+    return -1;
+  rep->err = h.err;
+  rep->nres = h.nres;
+  if (h.nres && read_all(g_fd, rep->res, h.nres * sizeof(uint64_t))) return -1;
+  g_mode = h.mode;
+  rep->out_len = h.len;
+  if (h.flags & RRTO_R_MESSAGE) {
+    char msg[1024];
+    size_t n = h.len < sizeof msg - 1 ? h.len : sizeof msg - 1;
+    if (read_all(g_fd, msg, n) || discard(g_fd, h.len - n)) return -1;
+    msg[n] = 0;
+    rrto_log("%s", msg);
+    rep->out_len = 0;
+    return 0;
+  }
+  size_t keep = h.len < rep->out_cap ? h.len : rep->out_cap;
+  if (keep && read_all(g_fd, rep->out, keep)) return -1;
+  return discard(g_fd, h.len - keep);
+}
+
+static void mark_dead(int err, const char *why) {
+  if (g_fd >= 0) close(g_fd);
+  g_fd = -1;
+  g_dead = 1;
+  g_dead_err = err;
+  rrto_log("%s; CUDA calls now fail with error %d. Check the rrto client node's log.", why,
+           err);
+}
+
+/* Connects and says hello; called with the lock held. */
+static int ensure_connected(void) {
+  if (g_fd >= 0) return 0;
+  if (g_dead) return g_dead_err;
+  pthread_once(&g_atfork_once, install_atfork);
+  const char *path = socket_path();
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof addr.sun_path) {
+    g_dead = 1;
+    g_dead_err = cudaErrorNoDevice;
+    rrto_log("RRTO_AGENT_SOCKET path is too long: %s", path);
+    return g_dead_err;
+  }
+  strcpy(addr.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr)) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    g_dead = 1;
+    g_dead_err = cudaErrorNoDevice;
+    rrto_log("no rrto client node at %s (%s). Start it with `ros2 launch rrto_ros "
+             "robot.launch.py` or `rrto-client`, or run without LD_PRELOAD to use a local "
+             "GPU. CUDA calls fail with cudaErrorNoDevice.", path, strerror(e));
+    return g_dead_err;
+  }
+  g_fd = fd;
+  char exe[512];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n < 0) n = 0;
+  exe[n] = 0;
+  uint64_t args[2] = {(uint64_t)getpid(), RRTO_PROTO_VERSION};
+  struct rrto_reply rep = {0};
+  if (send_req(RRTO_OP_HELLO, 0, args, 2, exe, (size_t)n) || recv_rep(&rep)) {
+    mark_dead(cudaErrorNoDevice, "the rrto client node closed the connection during hello");
+    return g_dead_err;
+  }
+  if (rep.err) {  /* the client node explained why (logged by recv_rep) */
+    close(g_fd);
+    g_fd = -1;
+    g_dead = 1;
+    g_dead_err = rep.err;
+    return rep.err;
+  }
+  g_device_count = rep.nres > 0 ? (int)rep.res[0] : 1;
+  g_generation++;
+  return 0;
+}
+
+static int call_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
+                       const void *data, size_t len, struct rrto_reply *rep) {
+  int err = ensure_connected();
+  if (err) return err;
+  if (send_req(op, flags, args, nargs, data, len)) {
+    mark_dead(cudaErrorDevicesUnavailable, "lost the connection to the rrto client node");
+    return g_dead_err;
+  }
+  if (flags & RRTO_F_NOREPLY) return 0;
+  if (recv_rep(rep)) {
+    mark_dead(cudaErrorDevicesUnavailable, "lost the connection to the rrto client node");
+    return g_dead_err;
+  }
+  return rep->err;
+}
+
+int rrto_call(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data,
+              size_t len, struct rrto_reply *rep) {
+  struct rrto_reply scratch = {0};
+  if (!rep) rep = &scratch;
+  pthread_mutex_lock(&g_lock);
+  int err = call_locked(op, 0, args, nargs, data, len, rep);
+  rep->err = err;
+  pthread_mutex_unlock(&g_lock);
+  return err;
+}
+
+int rrto_post(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data,
+              size_t len) {
+  struct rrto_reply rep = {0};
+  static const unsigned char may_skip_reply[] = {
+#define RRTO_OP(id, name, skip) [id] = skip,
+#include "rrto_ops.def"
+#undef RRTO_OP
+  };
+  pthread_mutex_lock(&g_lock);
+  int err = ensure_connected();
+  if (!err) {
+    int skip = op < sizeof may_skip_reply && may_skip_reply[op] && g_mode != RRTO_MODE_RPC;
+    uint16_t flags = skip ? RRTO_F_NOREPLY : 0;
+    err = call_locked(op, flags, args, nargs, data, len, &rep);
+  }
+  pthread_mutex_unlock(&g_lock);
+  return err;
+}
+
+unsigned rrto_generation(void) { return g_generation; }
+
+int rrto_device_count(void) {
+  pthread_mutex_lock(&g_lock);
+  int err = ensure_connected();
+  int n = err ? -err : g_device_count;
+  pthread_mutex_unlock(&g_lock);
+  return n;
+}
