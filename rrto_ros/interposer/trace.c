@@ -70,7 +70,7 @@ void rrto_unsupported(int id) {
 __attribute__((destructor)) static void report_at_exit(void) {
   const char *path = getenv("RRTO_TRACE_FILE");
   if (rrto_tracing() || (path && *path)) {
-    FILE *f = (path && *path) ? fopen(path, "w") : stderr;
+    FILE *f = (path && *path) ? fopen(path, "a") : stderr;  /* one file for all processes */
     if (!f) {
       rrto_log("cannot write the call counts to %s", path);
       return;

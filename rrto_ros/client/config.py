@@ -1,0 +1,33 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""Settings of the client core; the client node maps its ROS parameters onto these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODES = ('rpc', 'pipelined')
+
+
+@dataclass
+class ClientConfig:
+    server_endpoint: str = 'tcp://127.0.0.1:5555'
+    agent_socket: str = '/tmp/rrto-agent.sock'
+    mode: str = 'pipelined'
+    connect_timeout_s: float = 3.0
+    server_timeout_s: float = 5.0
+    heartbeat_s: float = 1.0
+
+    def validate(self) -> None:
+        check_mode(self.mode)
+        for name in ('connect_timeout_s', 'server_timeout_s', 'heartbeat_s'):
+            if getattr(self, name) <= 0:
+                raise ValueError(f'{name} must be > 0, not {getattr(self, name)}')
+        if not self.server_endpoint.startswith(('tcp://', 'ipc://', 'inproc://')):
+            raise ValueError(f'server_endpoint {self.server_endpoint!r} is not a ZeroMQ '
+                             'endpoint such as tcp://edge-host:5555')
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f'mode must be one of {", ".join(MODES)}, not {mode!r}')
+    return mode

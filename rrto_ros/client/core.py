@@ -1,0 +1,115 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""The rrto client core (ROS-free): listens for interposers on a local socket and runs one
+session per app process. The client node and ``rrto-client`` wrap it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Dict, List, Optional
+
+import zmq
+
+from rrto_ros.client.config import check_mode, ClientConfig
+from rrto_ros.client.session import ClientSession
+
+log = logging.getLogger(__name__)
+
+
+class ClientCore:
+    def __init__(self, config: ClientConfig, context: Optional[zmq.Context] = None) -> None:
+        config.validate()
+        self.config = config
+        self.ctx = context or zmq.Context.instance()
+        self.sessions: Dict[int, ClientSession] = {}
+        self.finished: List[dict] = []
+        self._lock = threading.Lock()
+        self._listener: Optional[socket.socket] = None
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+
+    def start(self) -> 'ClientCore':
+        path = self.config.agent_socket
+        _remove_stale_socket(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        sock.listen(64)
+        sock.settimeout(0.2)
+        self._listener = sock
+        self._thread = threading.Thread(target=self._accept_loop, name='rrto-agent',
+                                        daemon=True)
+        self._thread.start()
+        log.info('rrto client listening on %s, forwarding to %s in mode %s', path,
+                 self.config.server_endpoint, self.config.mode)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+        with self._lock:
+            sessions = list(self.sessions.values())
+        for s in sessions:
+            try:
+                s.conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in [s.thread for s in sessions]:
+            t.join(timeout)
+        if self._listener:
+            self._listener.close()
+            try:
+                os.unlink(self.config.agent_socket)
+            except FileNotFoundError:
+                pass
+
+    def set_mode(self, mode: str) -> None:
+        """Change the forwarding mode; running sessions use it from their next call."""
+        self.config.mode = check_mode(mode)
+
+    def snapshot(self) -> List[dict]:
+        with self._lock:
+            return [s.snapshot() for s in self.sessions.values()]
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            conn.settimeout(None)
+            session = ClientSession(conn, self.ctx, self.config, self._ended)
+            session.thread = threading.Thread(target=session.run, name='rrto-client-session',
+                                              daemon=True)
+            with self._lock:
+                self.sessions[id(session)] = session
+            session.thread.start()
+
+    def _ended(self, session: ClientSession) -> None:
+        with self._lock:
+            self.sessions.pop(id(session), None)
+            self.finished.append(session.snapshot())
+        log.info('session %s ended: %d calls, %d forwarded, %d blocking round trips',
+                 session.label, session.stats.agent_calls, session.stats.forwarded_calls,
+                 session.stats.blocking_round_trips)
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Remove a socket file left by a dead client; refuse to steal a live one."""
+    if not os.path.exists(path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise RuntimeError(f'another rrto client already listens on {path}; stop it or choose '
+                       'another agent_socket')

@@ -1,0 +1,221 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""One app process's session in the client node: reads its interposer's calls from the
+local socket and forwards them to the server, waiting only where the app needs an answer."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, Optional
+
+import zmq
+
+from rrto_ros.protocol import agent_wire as wire
+from rrto_ros.protocol import ops
+from rrto_ros.protocol.ops import Op
+from rrto_ros.client.config import ClientConfig
+from rrto_ros.client.uplink import ServerLost, Uplink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SessionStats:
+    app: str = ''
+    pid: int = 0
+    mode: str = ''
+    agent_calls: int = 0             # calls the interposer sent to this node
+    forwarded_calls: int = 0         # requests sent on to the server
+    blocking_round_trips: int = 0    # of those, the ones waited for
+    bytes_up: int = 0
+    bytes_down: int = 0
+    modules_uploaded: int = 0
+    modules_cached: int = 0
+    errors: int = 0
+    server_rtt_us_median: float = 0.0
+    state: str = 'forwarding'
+
+
+class ClientSession:
+    def __init__(self, conn: socket.socket, ctx: zmq.Context, config: ClientConfig,
+                 on_end: Callable[['ClientSession'], None]) -> None:
+        self.conn = conn
+        self.config = config
+        self.uplink = Uplink(ctx, config.server_endpoint, config.server_timeout_s,
+                             config.heartbeat_s)
+        self.stats = SessionStats(mode=config.mode)
+        self.lost: Optional[str] = None
+        self._on_end = on_end
+        self._modules: Dict[int, bytearray] = {}
+        self._open = False
+
+    @property
+    def mode(self) -> str:
+        return self.config.mode
+
+    # ----------------------------------------------------------- main loop
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.conn.fileno(), zmq.POLLIN)
+        poller.register(self.uplink.sock, zmq.POLLIN)
+        try:
+            while True:
+                events = dict(poller.poll(int(self.config.heartbeat_s * 1000)))
+                if self.uplink.sock in events:
+                    self.uplink.drain()
+                if self.conn.fileno() in events:
+                    self._serve(wire.read_request(self.conn))
+                elif self._open and not self.lost and \
+                        time.monotonic() - self.uplink.last_sent > self.config.heartbeat_s:
+                    self.uplink.ping()   # keeps the server session alive while the app idles
+        except (wire.WireError, ConnectionError, OSError) as e:
+            if not isinstance(e, wire.WireError) or str(e) != 'connection closed':
+                log.warning('session %s: connection to the app broke: %s', self.label, e)
+        finally:
+            self._close()
+
+    @property
+    def label(self) -> str:
+        return f'{self.stats.app or "?"}[{self.stats.pid}]'
+
+    def _close(self) -> None:
+        if self._open and not self.lost:
+            try:
+                self.uplink.send(Op.BYE, [], quiet=True)
+            except zmq.ZMQError:
+                pass
+        self.uplink.close()
+        self.conn.close()
+        self._refresh_stats()
+        self.stats.state = 'ended'
+        self._on_end(self)
+
+    def _refresh_stats(self) -> None:
+        s = self.uplink.stats
+        self.stats.forwarded_calls = s.requests
+        self.stats.blocking_round_trips = s.blocking_round_trips
+        self.stats.bytes_up, self.stats.bytes_down = s.bytes_up, s.bytes_down
+        if s.rtt_s:
+            self.stats.server_rtt_us_median = statistics.median(s.rtt_s) * 1e6
+        self.stats.mode = self.mode
+
+    def snapshot(self) -> dict:
+        self._refresh_stats()
+        return asdict(self.stats)
+
+    # ----------------------------------------------------------- one call
+    def _reply(self, err: int, res=(), data: bytes = b'', message: str = '') -> None:
+        if err:
+            self.stats.errors += 1
+        mode = wire.MODE_IDS[self.mode]
+        if message:
+            wire.send_reply(self.conn, err, res, message.encode(), mode, message=True)
+        else:
+            wire.send_reply(self.conn, err, res, data, mode)
+
+    def _serve(self, req: wire.AgentRequest) -> None:
+        self.stats.agent_calls += 1
+        try:
+            op = Op(req.op)
+        except ValueError:
+            log.warning('session %s: unknown op %d from the interposer (version mismatch?)',
+                        self.label, req.op)
+            if req.wants_reply:
+                self._reply(ops.CUDA_ERROR_NOT_SUPPORTED, message=f'the rrto client node does '
+                            f'not know op {req.op}; update rrto_ros so both sides match')
+            return
+        if self.lost:
+            if req.wants_reply:
+                self._reply(ops.CUDA_ERROR_DEVICES_UNAVAILABLE)
+            return
+        try:
+            if op == Op.HELLO:
+                self._hello(req)
+            elif op == Op.MODULE_LOAD:
+                self._module_load(req)
+            else:
+                self._forward(op, req)
+        except ServerLost as e:
+            self.lost = str(e)
+            self.stats.state = 'lost'
+            msg = (f'{e}; CUDA calls of this process fail from now on. Check that the server '
+                   'runs and the network is up, then restart the app.')
+            log.error('session %s: %s', self.label, msg)
+            if req.wants_reply:
+                self._reply(ops.CUDA_ERROR_DEVICES_UNAVAILABLE, message=msg)
+
+    def _hello(self, req: wire.AgentRequest) -> None:
+        pid, version = (req.args + (0, 0))[:2]
+        self.stats.pid = pid
+        self.stats.app = req.data.decode(errors='replace').rsplit('/', 1)[-1]
+        if version != wire.PROTO_VERSION:
+            return self._reply(ops.CUDA_ERROR_NO_DEVICE, message=(
+                f'interposer protocol {version} does not match the client node\'s '
+                f'{wire.PROTO_VERSION}: use librrto_cuda.so from the same rrto_ros install'))
+        try:
+            reply = self.uplink.call(Op.HELLO, [pid], timeout_s=self.config.connect_timeout_s,
+                                     pid=pid, app=self.stats.app)
+        except ServerLost:
+            msg = (f'cannot reach the rrto server at {self.config.server_endpoint} (no answer in '
+                   f'{self.config.connect_timeout_s:.1f} s). Start it on the edge GPU with '
+                   '`ros2 launch rrto_ros edge.launch.py` or `rrto-server --bind '
+                   'tcp://*:5555`, and check the client\'s server_endpoint setting. '
+                   'CUDA calls fail with cudaErrorNoDevice.')
+            log.error('session %s: %s', self.label, msg)
+            self.lost = msg
+            self.stats.state = 'lost'
+            return self._reply(ops.CUDA_ERROR_NO_DEVICE, message=msg)
+        if reply.err:
+            log.error('session %s: the server refused the session: %s', self.label,
+                      reply.message)
+            self.lost = reply.message
+            return self._reply(reply.err, message=f'the rrto server refused the session: '
+                               f'{reply.message}')
+        self.uplink.sid = reply.extra['sid']
+        self._open = True
+        log.info('session %s opened on %s (%s backend, mode %s)', self.label,
+                 self.config.server_endpoint, reply.extra.get('backend', '?'), self.mode)
+        self._reply(0, [1])
+
+    def _module_load(self, req: wire.AgentRequest) -> None:
+        module_id, offset, total = req.args[:3]
+        buf = self._modules.setdefault(module_id, bytearray())
+        if offset != len(buf) or offset + len(req.data) > total:
+            self._modules.pop(module_id, None)
+            return self._reply(ops.CUDA_ERROR_INVALID_VALUE, message=(
+                f'module {module_id} chunk at {offset} does not follow the previous one'))
+        buf += req.data
+        if len(buf) < total:
+            return self._reply(0)
+        image = bytes(self._modules.pop(module_id))
+        key = hashlib.sha256(image).hexdigest()
+        reply = self.uplink.call(Op.MODULE_LOAD, [module_id], hash=key)
+        if reply.extra.get('need_data'):
+            reply = self.uplink.call(Op.MODULE_LOAD, [module_id], [image], hash=key)
+            self.stats.modules_uploaded += 1
+        else:
+            self.stats.modules_cached += 1
+        self._answer(reply)
+
+    def _forward(self, op: Op, req: wire.AgentRequest) -> None:
+        frames = [req.data] if req.data else []
+        if not req.wants_reply:
+            self.uplink.send(op, req.args, frames, quiet=True)
+            return
+        self._answer(self.uplink.call(op, req.args, frames))
+
+    def _answer(self, reply) -> None:
+        """Reply to the interposer; an earlier asynchronous error takes precedence."""
+        deferred = self.uplink.take_deferred()
+        if deferred is not None:
+            log.info('session %s: asynchronous error %d reported now: %s', self.label,
+                     deferred.err, deferred.message)
+            return self._reply(deferred.err)
+        if reply.err and reply.message:
+            log.info('session %s: %s', self.label, reply.message)
+        data = bytes(reply.frames[0]) if reply.frames else b''
+        self._reply(reply.err, reply.res, data)

@@ -1,0 +1,137 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""One session's link to the server: a ZeroMQ DEALER, request numbering, liveness.
+
+Replies come back in request order. Requests sent ``quiet`` (not waited on) are answered
+only when they fail; such an error is kept and returned by the next call that waits, as
+CUDA reports errors of asynchronous work at the next synchronising call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+import zmq
+
+from rrto_ros.protocol import ops
+from rrto_ros.protocol.messages import (decode_reply, encode_request, PING, ProtocolError,
+                                        Reply, Request, total_size)
+
+
+class ServerLost(Exception):
+    """The server did not answer within the timeout, or answered garbage."""
+
+
+@dataclass
+class LinkStats:
+    requests: int = 0                 # requests sent (CUDA ops, not liveness probes)
+    blocking_round_trips: int = 0     # requests the client waited for
+    bytes_up: int = 0
+    bytes_down: int = 0
+    rtt_s: List[float] = field(default_factory=list)   # recent blocking round trips
+    max_rtt_samples: int = 10000
+
+    def add_rtt(self, dt: float) -> None:
+        if len(self.rtt_s) >= self.max_rtt_samples:
+            del self.rtt_s[: self.max_rtt_samples // 2]
+        self.rtt_s.append(dt)
+
+
+class Uplink:
+    def __init__(self, ctx: zmq.Context, endpoint: str, server_timeout_s: float = 5.0,
+                 heartbeat_s: float = 1.0, curve: Optional[Dict[str, bytes]] = None) -> None:
+        self.endpoint = endpoint
+        self.server_timeout_s = server_timeout_s
+        self.heartbeat_s = heartbeat_s
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        if curve:
+            self.sock.curve_secretkey = curve['secret']
+            self.sock.curve_publickey = curve['public']
+            self.sock.curve_serverkey = curve['server']
+        self.sock.connect(endpoint)
+        self.sid = b''
+        self.seq = 0
+        self.deferred: Optional[Reply] = None
+        self.stats = LinkStats()
+        self.last_heard = time.monotonic()
+        self.last_sent = time.monotonic()
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+    def send(self, op: Any, args: Sequence[int], frames: Sequence[Any] = (), quiet: bool = False,
+             **extra: Any) -> int:
+        self.seq += 1
+        parts = encode_request(Request(self.sid, self.seq, op, list(args), list(frames), quiet,
+                                       extra))
+        self.sock.send_multipart(parts, copy=len(frames) == 0 or total_size(frames) < 65536)
+        self.stats.requests += op != PING
+        self.stats.bytes_up += total_size(parts[1:], parts[0])
+        self.last_sent = time.monotonic()
+        return self.seq
+
+    def call(self, op: Any, args: Sequence[int], frames: Sequence[Any] = (),
+             timeout_s: Optional[float] = None, **extra: Any) -> Reply:
+        """Send and wait for this request's reply (a blocking round trip)."""
+        t0 = time.perf_counter()
+        seq = self.send(op, args, frames, **extra)
+        reply = self.wait(seq, timeout_s)
+        self.stats.blocking_round_trips += 1
+        self.stats.add_rtt(time.perf_counter() - t0)
+        return reply
+
+    def wait(self, seq: int, timeout_s: Optional[float] = None) -> Reply:
+        """Wait for reply ``seq``; quiet errors received first are kept in ``deferred``.
+
+        Liveness: while waiting, a probe is sent every heartbeat; the server's I/O thread
+        answers it even while a long kernel runs. Silence for ``timeout_s`` (default
+        server_timeout_s) raises ServerLost.
+        """
+        limit = self.server_timeout_s if timeout_s is None else timeout_s
+        start = time.monotonic()
+        heard = start
+        probe_at = start + self.heartbeat_s
+        while True:
+            wake = min(probe_at, heard + limit)
+            if self.sock.poll(max(1, int((wake - time.monotonic()) * 1000))):
+                reply = self._recv()
+                heard = time.monotonic()
+                if reply.seq == seq:
+                    return reply
+                self._absorb(reply)
+                continue
+            now = time.monotonic()
+            if now - heard > limit:
+                raise ServerLost(f'no answer from the rrto server at {self.endpoint} for '
+                                 f'{limit:.1f} s')
+            if now >= probe_at:
+                self.send(PING, [])
+                probe_at = now + self.heartbeat_s
+
+    def drain(self) -> None:
+        """Take in replies that arrived without being waited for (non-blocking)."""
+        while self.sock.poll(0):
+            self._absorb(self._recv())
+
+    def ping(self) -> None:
+        self.send(PING, [])
+
+    def take_deferred(self) -> Optional[Reply]:
+        d, self.deferred = self.deferred, None
+        return d
+
+    def _recv(self) -> Reply:
+        parts = self.sock.recv_multipart(copy=False)
+        self.stats.bytes_down += total_size(parts)
+        self.last_heard = time.monotonic()
+        try:
+            return decode_reply(parts)
+        except ProtocolError as e:
+            raise ServerLost(f'malformed reply from {self.endpoint}: {e}') from None
+
+    def _absorb(self, reply: Reply) -> None:
+        if reply.err and reply.err != ops.CUDA_ERROR_NOT_READY and self.deferred is None \
+                and reply.seq > 0:
+            self.deferred = reply

@@ -1,0 +1,87 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""Framing between the interposer and the client node; mirrors ``interposer/rrto_wire.h``."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Sequence, Tuple
+
+MAGIC = 0x4F545252
+PROTO_VERSION = 1
+F_NOREPLY = 1
+R_MESSAGE = 1
+MAX_ARGS = 16
+CHUNK = 64 << 20
+
+REQ = struct.Struct('<IHHII')      # magic, op, flags, nargs, len
+REP = struct.Struct('<IiIIII')     # magic, err, nres, len, mode, flags
+
+MODE_IDS = {'rpc': 0, 'pipelined': 1, 'replay': 2}
+
+
+class WireError(Exception):
+    """A malformed frame from the interposer, or a closed connection."""
+
+
+@dataclass
+class AgentRequest:
+    op: int
+    flags: int
+    args: Tuple[int, ...]
+    data: bytes
+
+    @property
+    def wants_reply(self) -> bool:
+        return not self.flags & F_NOREPLY
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytearray:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if k == 0:
+            raise WireError('connection closed')
+        got += k
+    return buf
+
+
+def read_request(sock: socket.socket) -> AgentRequest:
+    magic, op, flags, nargs, length = REQ.unpack(recv_exact(sock, REQ.size))
+    if magic != MAGIC:
+        raise WireError(f'bad magic 0x{magic:08x} (not an rrto interposer, or a version mismatch)')
+    if nargs > MAX_ARGS or length > CHUNK:
+        raise WireError(f'frame too large: {nargs} args, {length} bytes')
+    args = struct.unpack(f'<{nargs}Q', recv_exact(sock, 8 * nargs)) if nargs else ()
+    data = bytes(recv_exact(sock, length)) if length else b''
+    return AgentRequest(op, flags, args, data)
+
+
+def encode_request(op: int, args: Sequence[int], data: bytes = b'', flags: int = 0) -> bytes:
+    """Used by tests and tools that talk to the client node like an interposer would."""
+    return REQ.pack(MAGIC, op, flags, len(args), len(data)) + \
+        struct.pack(f'<{len(args)}Q', *args) + data
+
+
+def send_reply(sock: socket.socket, err: int, res: Sequence[int] = (), data: bytes = b'',
+               mode: int = 0, message: bool = False) -> None:
+    head = REP.pack(MAGIC, err, len(res), len(data), mode, R_MESSAGE if message else 0) + \
+        struct.pack(f'<{len(res)}Q', *[r & 0xFFFFFFFFFFFFFFFF for r in res])
+    if len(data) < 65536:
+        sock.sendall(head + bytes(data))
+    else:
+        sock.sendall(head)
+        sock.sendall(data)
+
+
+def read_reply(sock: socket.socket) -> Tuple[int, Tuple[int, ...], bytes, int, int]:
+    """(err, results, data, mode, flags); used by tests standing in for the interposer."""
+    magic, err, nres, length, mode, flags = REP.unpack(recv_exact(sock, REP.size))
+    if magic != MAGIC:
+        raise WireError('bad reply magic')
+    res = struct.unpack(f'<{nres}Q', recv_exact(sock, 8 * nres)) if nres else ()
+    data = bytes(recv_exact(sock, length)) if length else b''
+    return err, res, data, mode, flags

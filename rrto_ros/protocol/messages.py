@@ -1,0 +1,113 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""Client node <-> server messages: a msgpack header frame plus zero-copy bulk frames.
+
+Request header: ``{'v': version, 'sid': bytes, 'seq': int, 'op': int, 'a': [uint64...],
+'q': quiet, ...op-specific keys}``. ``q`` (quiet) asks for a reply only on error: the
+client uses it for calls it does not wait on in ``pipelined`` mode.
+Reply header: ``{'seq': int, 'err': int, 'r': [results], 'm': message}``.
+Session-less ops: HELLO (creates a session) and PING (answered by the server's I/O thread).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+PING = 'ping'           # 'op' value of a liveness probe (not a CUDA op)
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class ProtocolError(Exception):
+    """A message that does not follow this protocol."""
+
+
+@dataclass
+class Request:
+    sid: bytes
+    seq: int
+    op: Any                      # an Op value, or PING
+    args: List[int]
+    frames: List[Any] = field(default_factory=list)   # bytes-like bulk parts
+    quiet: bool = False
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Reply:
+    seq: int
+    err: int
+    res: List[int] = field(default_factory=list)
+    frames: List[Any] = field(default_factory=list)
+    message: str = ''
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+def encode_request(req: Request) -> List[Any]:
+    head = {'v': PROTOCOL_VERSION, 'sid': req.sid, 'seq': req.seq, 'op': req.op,
+            'a': list(req.args), 'q': req.quiet}
+    head.update(req.extra)
+    return [msgpack.packb(head, use_bin_type=True)] + list(req.frames)
+
+
+def decode_request(parts: Sequence[Any]) -> Request:
+    if not parts:
+        raise ProtocolError('empty message')
+    head = _unpack_header(parts[0])
+    try:
+        if head['v'] != PROTOCOL_VERSION:
+            raise ProtocolError(f"protocol version {head['v']} (this server speaks "
+                                f'{PROTOCOL_VERSION}); update rrto_ros on both machines')
+        sid, seq, op, args = head.pop('sid'), head.pop('seq'), head.pop('op'), head.pop('a')
+        quiet = bool(head.pop('q', False))
+        head.pop('v')
+    except KeyError as e:
+        raise ProtocolError(f'request header lacks {e}') from None
+    if not isinstance(sid, bytes) or not isinstance(seq, int) or \
+            not isinstance(args, list) or not all(isinstance(a, int) for a in args):
+        raise ProtocolError('request header fields have the wrong types')
+    return Request(sid, seq, op, args, list(parts[1:]), quiet, head)
+
+
+def encode_reply(rep: Reply) -> List[Any]:
+    head = {'seq': rep.seq, 'err': rep.err, 'r': list(rep.res)}
+    if rep.message:
+        head['m'] = rep.message
+    head.update(rep.extra)
+    return [msgpack.packb(head, use_bin_type=True)] + list(rep.frames)
+
+
+def decode_reply(parts: Sequence[Any]) -> Reply:
+    if not parts:
+        raise ProtocolError('empty reply')
+    head = _unpack_header(parts[0])
+    try:
+        seq, err, res = head.pop('seq'), head.pop('err'), head.pop('r')
+    except KeyError as e:
+        raise ProtocolError(f'reply header lacks {e}') from None
+    return Reply(seq, err, res, list(parts[1:]), head.pop('m', ''), head)
+
+
+def _unpack_header(frame: Any) -> Dict[str, Any]:
+    raw = bytes(frame)
+    if len(raw) > MAX_HEADER_BYTES:
+        raise ProtocolError(f'header of {len(raw)} bytes exceeds {MAX_HEADER_BYTES}')
+    try:
+        head = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    except Exception as e:  # msgpack raises several unrelated types
+        raise ProtocolError(f'header is not msgpack: {e}') from None
+    if not isinstance(head, dict):
+        raise ProtocolError('header is not a map')
+    return head
+
+
+def frame_bytes(frame: Any) -> memoryview:
+    """A received zmq.Frame or bytes as a memoryview without copying."""
+    buf = getattr(frame, 'buffer', None)
+    return buf if buf is not None else memoryview(frame)
+
+
+def total_size(frames: Sequence[Any], header: Optional[bytes] = None) -> int:
+    return sum(len(frame_bytes(f)) for f in frames) + (len(header) if header else 0)

@@ -1,0 +1,146 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""What a server backend does for one session. ``cuda`` runs it on a GPU, ``emu`` on the CPU."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+
+class CudaError(Exception):
+    """A CUDA error code to return to the app, with a human explanation for the logs."""
+
+    def __init__(self, code: int, message: str = '') -> None:
+        super().__init__(message or f'CUDA error {code}')
+        self.code = code
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    name: str
+    uuid: bytes            # 16 bytes
+    total_mem: int
+    attrs: Tuple[int, ...]  # value of each cudaDeviceAttr id asked for
+
+
+class Backend(abc.ABC):
+    """One session's device state. Methods raise CudaError on failure.
+
+    Handles (pointers, streams, events, functions) are plain integers, returned to the app
+    as they are: device pointers are the device's real addresses.
+    """
+
+    name = 'abstract'
+
+    @abc.abstractmethod
+    def device_info(self, attr_ids: Sequence[int]) -> DeviceInfo: ...
+
+    @abc.abstractmethod
+    def mem_get_info(self) -> Tuple[int, int]: ...
+
+    @abc.abstractmethod
+    def malloc(self, size: int) -> int: ...
+
+    @abc.abstractmethod
+    def free(self, ptr: int) -> None: ...
+
+    @abc.abstractmethod
+    def memcpy_htod(self, dst: int, data: memoryview, stream: int, is_async: bool) -> None: ...
+
+    @abc.abstractmethod
+    def memcpy_dtoh(self, src: int, count: int, stream: int, is_async: bool) -> bytes: ...
+
+    @abc.abstractmethod
+    def memcpy_dtod(self, dst: int, src: int, count: int, stream: int,
+                    is_async: bool) -> None: ...
+
+    @abc.abstractmethod
+    def memset(self, dst: int, value: int, count: int, stream: int, is_async: bool) -> None: ...
+
+    @abc.abstractmethod
+    def stream_create(self, flags: int, priority: int) -> int: ...
+
+    @abc.abstractmethod
+    def stream_destroy(self, stream: int) -> None: ...
+
+    @abc.abstractmethod
+    def stream_sync(self, stream: int) -> None: ...
+
+    @abc.abstractmethod
+    def stream_query(self, stream: int) -> bool: ...
+
+    @abc.abstractmethod
+    def stream_wait_event(self, stream: int, event: int, flags: int) -> None: ...
+
+    @abc.abstractmethod
+    def event_create(self, flags: int) -> int: ...
+
+    @abc.abstractmethod
+    def event_destroy(self, event: int) -> None: ...
+
+    @abc.abstractmethod
+    def event_record(self, event: int, stream: int) -> None: ...
+
+    @abc.abstractmethod
+    def event_sync(self, event: int) -> None: ...
+
+    @abc.abstractmethod
+    def event_query(self, event: int) -> bool: ...
+
+    @abc.abstractmethod
+    def event_elapsed(self, start: int, end: int) -> float: ...
+
+    @abc.abstractmethod
+    def device_sync(self) -> None: ...
+
+    @abc.abstractmethod
+    def module_load(self, image: bytes) -> object:
+        """Load a fatbin; return an opaque module object."""
+
+    @abc.abstractmethod
+    def function_get(self, module: object, name: str) -> Tuple[int, List[Tuple[int, int]]]:
+        """(handle, [(offset, size) per parameter]) of a kernel in a loaded module."""
+
+    @abc.abstractmethod
+    def var_get(self, module: object, name: str, size: int) -> int:
+        """Device address of a ``__device__``/``__constant__`` variable."""
+
+    @abc.abstractmethod
+    def launch(self, function: int, grid: Tuple[int, int, int], block: Tuple[int, int, int],
+               shared_mem: int, stream: int, params: memoryview) -> None: ...
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """cudaDeviceReset: free everything the session holds, keep the session."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release every resource of the session."""
+
+
+def make_backend(kind: str, device: int = 0) -> Backend:
+    """Create a session backend by name; raises ValueError naming the valid choices."""
+    if kind == 'emu':
+        from rrto_ros.server.emu_backend import EmuBackend
+        return EmuBackend()
+    if kind == 'cuda':
+        from rrto_ros.server.cuda_backend import CudaBackend
+        return CudaBackend(device)
+    raise ValueError(f"unknown backend {kind!r}: choose 'cuda' (a GPU) or 'emu' (CPU stand-in)")
+
+
+def cuda_available() -> bool:
+    """True when cuda-python can see at least one GPU here."""
+    try:
+        from cuda.bindings import driver
+    except ImportError:
+        return False
+    try:
+        err, = driver.cuInit(0)
+        if err != driver.CUresult.CUDA_SUCCESS:
+            return False
+        err, n = driver.cuDeviceGetCount()
+        return err == driver.CUresult.CUDA_SUCCESS and n > 0
+    except Exception:  # a broken driver install is "no GPU" for the default choice
+        return False

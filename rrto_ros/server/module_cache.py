@@ -1,0 +1,66 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""Content-addressed store of fatbins: in memory, and on disk so that a restarted server or
+a second run of the same program needs no upload."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pathlib
+import tempfile
+import threading
+from typing import Dict, Optional
+
+log = logging.getLogger(__name__)
+
+
+def content_key(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ModuleCache:
+    def __init__(self, directory: Optional[str | os.PathLike] = None) -> None:
+        self.dir = pathlib.Path(directory).expanduser() if directory else None
+        if self.dir:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        self._mem: Dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def _path(self, key: str) -> pathlib.Path:
+        assert self.dir is not None
+        return self.dir / f'{key}.fatbin'
+
+    def get(self, key: str) -> Optional[bytes]:
+        if len(key) != 64 or any(c not in '0123456789abcdef' for c in key):
+            return None
+        with self._lock:
+            data = self._mem.get(key)
+            if data is None and self.dir and self._path(key).is_file():
+                data = self._path(key).read_bytes()
+                if content_key(data) != key:
+                    log.warning('module cache file %s is corrupt; removing it', self._path(key))
+                    self._path(key).unlink(missing_ok=True)
+                    data = None
+                else:
+                    self._mem[key] = data
+            if data is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+            return data
+
+    def put(self, key: str, data: bytes | memoryview) -> bytes:
+        """Store data under its key; raises ValueError when the key is not its hash."""
+        blob = bytes(data)
+        if content_key(blob) != key:
+            raise ValueError('module data does not match its content key')
+        with self._lock:
+            self._mem[key] = blob
+            if self.dir and not self._path(key).is_file():
+                fd, tmp = tempfile.mkstemp(dir=self.dir, suffix='.part')
+                with os.fdopen(fd, 'wb') as f:
+                    f.write(blob)
+                os.replace(tmp, self._path(key))
+        return blob

@@ -1,0 +1,241 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""The rrto server core (ROS-free): a ZeroMQ ROUTER that owns the sessions.
+
+One I/O thread receives every request, answers liveness probes itself, rejects what is
+malformed, oversized or not the sender's session with an error reply, and hands the rest
+to the session's worker thread. Workers send their replies back through an inproc socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import zmq
+
+from rrto_ros.protocol import ops
+from rrto_ros.protocol.messages import (decode_request, encode_reply, PING, ProtocolError,
+                                        Reply, total_size)
+from rrto_ros.protocol.ops import Op
+from rrto_ros.server.backend import make_backend
+from rrto_ros.server.module_cache import ModuleCache
+from rrto_ros.server.session import ServerSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerConfig:
+    bind_endpoint: str = 'tcp://*:5555'
+    backend: str = 'emu'
+    device: int = 0
+    module_cache_dir: Optional[str] = '~/.cache/rrto_ros/modules'
+    max_sessions: int = 16
+    max_message_bytes: int = 1 << 30
+    session_timeout_s: float = 30.0
+
+    def validate(self) -> None:
+        if self.backend not in ('cuda', 'emu'):
+            raise ValueError(f"backend must be 'cuda' or 'emu', not {self.backend!r}")
+        if self.max_sessions < 1:
+            raise ValueError(f'max_sessions must be >= 1, not {self.max_sessions}')
+        if self.session_timeout_s <= 0:
+            raise ValueError('session_timeout_s must be > 0')
+
+
+@dataclass
+class ServerStats:
+    sessions_opened: int = 0
+    sessions_closed: int = 0
+    rejected: int = 0
+    requests: int = 0
+    bytes_in: int = 0
+    per_session: Dict[str, dict] = field(default_factory=dict)
+
+
+class Server:
+    """Run with ``start()`` (background thread) or ``serve_forever()``; stop with ``stop()``."""
+
+    def __init__(self, config: ServerConfig, context: Optional[zmq.Context] = None) -> None:
+        config.validate()
+        self.config = config
+        self.ctx = context or zmq.Context.instance()
+        self.cache = ModuleCache(config.module_cache_dir)
+        self.sessions: Dict[bytes, ServerSession] = {}
+        self.stats = ServerStats()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._replies = f'inproc://rrto-replies-{id(self):x}'
+        self._local = threading.local()
+        self._router = self.ctx.socket(zmq.ROUTER)
+        self._router.setsockopt(zmq.LINGER, 0)
+        self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self._router.bind(config.bind_endpoint)
+        self.endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._pull = self.ctx.socket(zmq.PULL)
+        self._pull.bind(self._replies)
+        self.ready = threading.Event()
+
+    # ----------------------------------------------------------- lifecycle
+    def start(self) -> 'Server':
+        self._thread = threading.Thread(target=self.serve_forever, name='rrto-server',
+                                        daemon=True)
+        self._thread.start()
+        self.ready.wait(5)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def serve_forever(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._pull, zmq.POLLIN)
+        log.info('rrto server listening on %s (backend %s, module cache %s)', self.endpoint,
+                 self.config.backend, self.cache.dir or 'memory only')
+        self.ready.set()
+        last_reap = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(200))
+                if self._pull in events:
+                    self._drain_replies()
+                if self._router in events:
+                    self._drain_requests()
+                if time.monotonic() - last_reap > 1.0:
+                    self._reap()
+                    last_reap = time.monotonic()
+        finally:
+            for s in list(self.sessions.values()):
+                s.close()
+            for s in list(self.sessions.values()):
+                s.closed.wait(5)
+            self.sessions.clear()
+            self._router.close(0)
+            self._pull.close(0)
+
+    # ----------------------------------------------------------- replies from workers
+    def _worker_send(self, ident: bytes, reply: Reply) -> None:
+        """Called on a session's thread: pass the reply to the I/O thread."""
+        sock = getattr(self._local, 'push', None)
+        if sock is None:
+            sock = self.ctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.LINGER, 1000)
+            sock.connect(self._replies)
+            self._local.push = sock
+        sock.send_multipart([ident] + encode_reply(reply), copy=False)
+
+    def _session_ended(self, session: ServerSession) -> None:
+        """Called on the session's thread as it ends."""
+        sock = getattr(self._local, 'push', None)
+        if sock is not None:
+            sock.close()
+            self._local.push = None
+        self._forget(session, 'session thread ended')
+
+    def _drain_replies(self) -> None:
+        while True:
+            try:
+                parts = self._pull.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._router.send_multipart(parts, copy=False)
+
+    def _reply(self, ident: bytes, reply: Reply) -> None:
+        self._router.send_multipart([ident] + encode_reply(reply))
+
+    # ----------------------------------------------------------- requests
+    def _drain_requests(self) -> None:
+        while True:
+            try:
+                parts = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._handle(parts)
+
+    def _reject(self, ident: bytes, seq: int, why: str, code: int = ops.CUDA_ERROR_INVALID_VALUE
+                ) -> None:
+        self.stats.rejected += 1
+        log.warning('rejected a request: %s', why)
+        self._reply(ident, Reply(seq, code, message=why))
+
+    def _handle(self, parts: List[zmq.Frame]) -> None:
+        ident = parts[0].bytes
+        body = parts[1:]
+        size = total_size(body)
+        self.stats.requests += 1
+        self.stats.bytes_in += size
+        try:
+            req = decode_request(body)
+        except ProtocolError as e:
+            return self._reject(ident, -1, f'malformed request: {e}')
+        if size > self.config.max_message_bytes:
+            return self._reject(ident, req.seq, f'request of {size} bytes exceeds the server\'s '
+                                f'max_message_bytes ({self.config.max_message_bytes})')
+        if req.op == PING:
+            session = self.sessions.get(req.sid)
+            if session is not None and session.ident == ident:
+                session.last_seen = time.monotonic()
+            return self._reply(ident, Reply(req.seq, 0, [int(session is not None)]))
+        if req.op == Op.HELLO:
+            return self._open(ident, req)
+        session = self.sessions.get(req.sid)
+        if session is None:
+            return self._reject(ident, req.seq, 'unknown session (the server restarted or the '
+                                'session timed out); restart the app', ops.CUDA_ERROR_DEVICES_UNAVAILABLE)
+        if session.ident != ident:
+            return self._reject(ident, req.seq, 'session belongs to another connection',
+                                ops.CUDA_ERROR_INVALID_RESOURCE_HANDLE)
+        if req.op == Op.BYE:
+            self._forget(session, 'closed by the client')
+        session.submit(req)
+
+    def _open(self, ident: bytes, req) -> None:
+        if len(self.sessions) >= self.config.max_sessions:
+            return self._reject(ident, req.seq, f'the server already has max_sessions='
+                                f'{self.config.max_sessions} sessions',
+                                ops.CUDA_ERROR_DEVICES_UNAVAILABLE)
+        sid = secrets.token_bytes(16)
+        label = f"{req.extra.get('app', '?')}[{req.extra.get('pid', '?')}]"
+        cfg = self.config
+        session = ServerSession(sid, ident, lambda: make_backend(cfg.backend, cfg.device),
+                                self.cache, self._worker_send,
+                                self._session_ended, label)
+        self.sessions[sid] = session
+        self.stats.sessions_opened += 1
+        log.info('session %s opened for %s', sid.hex()[:8], label)
+        req.sid = sid
+        session.submit(req)
+
+    def _forget(self, session: ServerSession, why: str) -> None:
+        if self.sessions.pop(session.sid, None) is not None:
+            self.stats.sessions_closed += 1
+            log.info('session %s (%s) ended: %s; %d calls, %d errors', session.sid.hex()[:8],
+                     session.label, why, session.executed, session.errors)
+
+    def _reap(self) -> None:
+        now = time.monotonic()
+        for session in list(self.sessions.values()):
+            if now - session.last_seen > self.config.session_timeout_s:
+                self._forget(session, f'no message for {self.config.session_timeout_s:.0f} s')
+                session.close()
+
+    def session_count(self) -> int:
+        return len(self.sessions)
+
+
+def default_backend() -> str:
+    """'cuda' when a GPU is visible to cuda-python, else 'emu'."""
+    from rrto_ros.server.backend import cuda_available
+    return 'cuda' if cuda_available() else 'emu'
+
+
+def default_cache_dir() -> str:
+    return os.path.join(os.environ.get('XDG_CACHE_HOME', '~/.cache'), 'rrto_ros', 'modules')

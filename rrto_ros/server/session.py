@@ -1,0 +1,225 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""One app process's session on the server: its own backend (CUDA context), executed in
+order on its own thread, so a slow or failing session never blocks the others."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import struct
+import threading
+import time
+from typing import Callable, Dict, Optional, Tuple
+
+from rrto_ros.protocol import ops
+from rrto_ros.protocol.messages import frame_bytes, Reply, Request
+from rrto_ros.protocol.ops import Op
+from rrto_ros.server.backend import Backend, CudaError
+from rrto_ros.server.module_cache import ModuleCache
+
+log = logging.getLogger(__name__)
+NEED_DATA = 'need_data'   # reply key: the server lacks this module, send its bytes
+
+
+class ServerSession:
+    def __init__(self, sid: bytes, ident: bytes, backend_factory: Callable[[], Backend],
+                 cache: ModuleCache, send: Callable[[bytes, Reply], None],
+                 on_closed: Callable[['ServerSession'], None], label: str = '') -> None:
+        self.sid = sid
+        self.ident = ident
+        self.label = label
+        self.cache = cache
+        self._send = send
+        self._on_closed = on_closed
+        self._factory = backend_factory
+        self.backend: Optional[Backend] = None
+        self.modules: Dict[int, object] = {}
+        self.last_seen = time.monotonic()
+        self.executed = 0
+        self.errors = 0
+        self.closed = threading.Event()
+        self._queue: 'queue.Queue[Optional[Request]]' = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=f'rrto-session-{sid.hex()[:8]}',
+                                        daemon=True)
+        self._handlers: Dict[int, Callable[[Request], tuple]] = {
+            Op.HELLO: self._hello, Op.BYE: self._bye,
+            Op.DEVICE_ATTRS: self._device_attrs, Op.MEM_GET_INFO: self._mem_get_info,
+            Op.MALLOC: lambda r: ([self.backend.malloc(r.args[0])], []),
+            Op.FREE: lambda r: self._none(self.backend.free(r.args[0])),
+            Op.MEMCPY_HTOD: self._htod, Op.MEMCPY_DTOH: self._dtoh,
+            Op.MEMCPY_DTOD: lambda r: self._none(self.backend.memcpy_dtod(*r.args[:4],
+                                                                          bool(r.args[4]))),
+            Op.MEMSET: lambda r: self._none(self.backend.memset(*r.args[:4], bool(r.args[4]))),
+            Op.STREAM_CREATE: lambda r: ([self.backend.stream_create(
+                r.args[0], _signed(r.args[1]))], []),
+            Op.STREAM_DESTROY: lambda r: self._none(self.backend.stream_destroy(r.args[0])),
+            Op.STREAM_SYNC: lambda r: self._none(self.backend.stream_sync(r.args[0])),
+            Op.STREAM_QUERY: lambda r: self._ready(self.backend.stream_query(r.args[0])),
+            Op.STREAM_WAIT_EVENT: lambda r: self._none(self.backend.stream_wait_event(
+                *r.args[:3])),
+            Op.EVENT_CREATE: lambda r: ([self.backend.event_create(r.args[0])], []),
+            Op.EVENT_DESTROY: lambda r: self._none(self.backend.event_destroy(r.args[0])),
+            Op.EVENT_RECORD: lambda r: self._none(self.backend.event_record(*r.args[:2])),
+            Op.EVENT_SYNC: lambda r: self._none(self.backend.event_sync(r.args[0])),
+            Op.EVENT_QUERY: lambda r: self._ready(self.backend.event_query(r.args[0])),
+            Op.EVENT_ELAPSED: self._elapsed,
+            Op.DEVICE_SYNC: lambda r: self._none(self.backend.device_sync()),
+            Op.DEVICE_RESET: self._reset,
+            Op.MODULE_LOAD: self._module_load, Op.FUNC_GET: self._func_get,
+            Op.VAR_GET: self._var_get, Op.LAUNCH: self._launch,
+        }
+        self._thread.start()
+
+    # ----------------------------------------------------------- plumbing
+    def submit(self, req: Request) -> None:
+        self.last_seen = time.monotonic()
+        self._queue.put(req)
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                req = self._queue.get()
+                if req is None:
+                    break
+                reply = self._execute(req)
+                if reply is not None:
+                    self._send(self.ident, reply)
+                if req.op == Op.BYE or (req.op == Op.HELLO and reply is not None and reply.err):
+                    break
+        finally:
+            self._release()
+            self._on_closed(self)
+
+    def _release(self) -> None:
+        if self.backend is not None:
+            try:
+                self.backend.close()
+            except Exception as e:  # a broken context must not kill the server
+                log.warning('session %s: releasing its device state failed: %s', self.label, e)
+            self.backend = None
+        self.closed.set()
+
+    def _execute(self, req: Request) -> Optional[Reply]:
+        handler = self._handlers.get(req.op)
+        try:
+            if handler is None:
+                raise CudaError(ops.CUDA_ERROR_NOT_SUPPORTED, f'unknown op {req.op!r}')
+            if self.backend is None and req.op != Op.HELLO:
+                raise CudaError(ops.CUDA_ERROR_DEVICES_UNAVAILABLE, 'session has no device')
+            out = handler(req)
+            self.executed += 1
+            if req.quiet:
+                return None
+            return Reply(req.seq, 0, out[0], out[1], extra=out[2] if len(out) > 2 else {})
+        except CudaError as e:
+            self.errors += 1
+            log.info('session %s: %s failed: %s', self.label, _op_name(req.op), e)
+            return Reply(req.seq, e.code, message=str(e))
+        except (IndexError, TypeError, ValueError, struct.error) as e:
+            self.errors += 1
+            return Reply(req.seq, ops.CUDA_ERROR_INVALID_VALUE,
+                         message=f'malformed {_op_name(req.op)} request: {e}')
+
+    @staticmethod
+    def _none(_: object) -> Tuple[list, list]:
+        return [], []
+
+    @staticmethod
+    def _ready(done: bool) -> Tuple[list, list]:
+        if not done:
+            raise CudaError(ops.CUDA_ERROR_NOT_READY, 'not ready')
+        return [], []
+
+    # ----------------------------------------------------------- handlers
+    def _hello(self, req: Request) -> tuple:
+        try:
+            self.backend = self._factory()
+        except CudaError:
+            raise
+        except Exception as e:  # no driver, no device, out of memory...
+            raise CudaError(ops.CUDA_ERROR_NO_DEVICE,
+                            f'the server could not open its device: {e}') from None
+        return [1], [], {'sid': self.sid, 'backend': self.backend.name}
+
+    def _bye(self, req: Request) -> Tuple[list, list]:
+        return [], []
+
+    def _device_attrs(self, req: Request) -> Tuple[list, list]:
+        raw = bytes(frame_bytes(req.frames[0])) if req.frames else b''
+        ids = struct.unpack(f'<{len(raw) // 4}i', raw[:len(raw) // 4 * 4])
+        info = self.backend.device_info(ids)
+        name = info.name.encode()[:255].ljust(256, b'\0')
+        out = struct.pack(f'<{len(ids)}i', *info.attrs) + name + info.uuid[:16].ljust(16, b'\0')
+        return [info.total_mem], [out]
+
+    def _mem_get_info(self, req: Request) -> Tuple[list, list]:
+        return list(self.backend.mem_get_info()), []
+
+    def _htod(self, req: Request) -> Tuple[list, list]:
+        data = frame_bytes(req.frames[0]) if req.frames else memoryview(b'')
+        self.backend.memcpy_htod(req.args[0], data, req.args[1], bool(req.args[2]))
+        return [], []
+
+    def _dtoh(self, req: Request) -> Tuple[list, list]:
+        src, count, stream, is_async = req.args[:4]
+        return [], [self.backend.memcpy_dtoh(src, count, stream, bool(is_async))]
+
+    def _elapsed(self, req: Request) -> Tuple[list, list]:
+        ms = self.backend.event_elapsed(req.args[0], req.args[1])
+        return [struct.unpack('<I', struct.pack('<f', ms))[0]], []
+
+    def _reset(self, req: Request) -> Tuple[list, list]:
+        self.backend.reset()
+        self.modules.clear()
+        return [], []
+
+    def _module_load(self, req: Request) -> tuple:
+        module_id = req.args[0]
+        key = req.extra.get('hash')
+        if not isinstance(key, str):
+            raise ValueError('MODULE_LOAD needs a content hash')
+        if req.frames:
+            image = self.cache.put(key, frame_bytes(req.frames[0]))
+        else:
+            image = self.cache.get(key)
+            if image is None:
+                return [0], [], {NEED_DATA: True}
+        self.modules[module_id] = self.backend.module_load(image)
+        return [1], []
+
+    def _module(self, module_id: int) -> object:
+        module = self.modules.get(module_id)
+        if module is None:
+            raise CudaError(ops.CUDA_ERROR_INVALID_KERNEL_IMAGE,
+                            f'module {module_id} was not loaded in this session')
+        return module
+
+    def _func_get(self, req: Request) -> Tuple[list, list]:
+        name = bytes(frame_bytes(req.frames[0])).decode()
+        handle, layout = self.backend.function_get(self._module(req.args[0]), name)
+        flat = [v for pair in layout for v in pair]
+        return [handle, len(layout)], [struct.pack(f'<{len(flat)}I', *flat)]
+
+    def _var_get(self, req: Request) -> Tuple[list, list]:
+        name = bytes(frame_bytes(req.frames[0])).decode()
+        return [self.backend.var_get(self._module(req.args[0]), name, req.args[1])], []
+
+    def _launch(self, req: Request) -> Tuple[list, list]:
+        fn, gx, gy, gz, bx, by, bz, shmem, stream = req.args[:9]
+        params = frame_bytes(req.frames[0]) if req.frames else memoryview(b'')
+        self.backend.launch(fn, (gx, gy, gz), (bx, by, bz), shmem, stream, params)
+        return [], []
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _op_name(op: object) -> str:
+    try:
+        return Op(op).name
+    except ValueError:
+        return repr(op)
