@@ -45,6 +45,7 @@ class EmuBackend(Backend):
         self.streams: set = set()
         self.events: Dict[int, float | None] = {}
         self.functions: Dict[int, EmuKernel] = {}
+        self.modules: List[EmuModule] = []
 
     # ----------------------------------------------------------- device
     def device_info(self, attr_ids: Sequence[int]) -> DeviceInfo:
@@ -156,7 +157,8 @@ class EmuBackend(Backend):
 
     # ----------------------------------------------------------- modules and kernels
     def module_load(self, image: bytes) -> object:
-        return EmuModule(image)
+        self.modules.append(EmuModule(image))
+        return self.modules[-1]
 
     def function_get(self, module: object, name: str) -> Tuple[int, List[Tuple[int, int]]]:
         kernel = REGISTRY.get(name)
@@ -192,7 +194,13 @@ class EmuBackend(Backend):
             raise CudaError(ops.CUDA_ERROR_ILLEGAL_ADDRESS, f'{kernel.name}: {e}') from None
 
     def reset(self) -> None:
-        self.__init__()
+        """cudaDeviceReset: drop allocations, streams and events; modules stay loaded."""
+        keep = {a for m in self.modules for a in m.globals.values()}
+        for base in self.mem.allocations():
+            if base not in keep:
+                self.mem.free(base)
+        self.streams.clear()
+        self.events.clear()
 
     def close(self) -> None:
         self.mem = EmuMemory(0)

@@ -92,5 +92,9 @@ class EmuMemory:
         """Copy device memory to host bytes."""
         return self.view(addr, nbytes).tobytes()
 
+    def allocations(self) -> List[int]:
+        """Base addresses of the live allocations."""
+        return list(self._bases)
+
     def is_device(self, addr: int) -> bool:
         return self.find(addr) is not None
