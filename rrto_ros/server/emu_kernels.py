@@ -260,18 +260,15 @@ def segment_count(mem: EmuMemory, launch: EmuLaunch) -> None:
     if t <= 0:
         return
     begin = np.arange(t, dtype=np.int64) * seg_len
-    end = np.minimum(n, begin + seg_len)
-    end = np.maximum(end, begin)          # an empty segment counts 0
-    hi = int(end.max()) if seg_len > 0 else 0
-    positive = np.zeros(hi + 1, dtype=np.int64)
+    end = np.maximum(np.minimum(n, begin + seg_len), begin)   # an empty segment counts 0
+    hi = int(np.clip(end.max(), 0, max(n, 0)))                # y[:hi] is all that is read
+    positive = np.zeros(hi + 1, dtype=np.int64)               # positive[j] = #{y[:j] > 0}
     if hi > 0:
         np.cumsum(_f32(mem, y, hi) > 0, out=positive[1:])
-    counts = positive[np.minimum(end, hi)] - positive[np.minimum(begin, hi)]
-    counter = mem.array(symbol_address(launch, 'counter_array', 4 * COUNTER_BINS), np.int32,
-                        COUNTER_BINS)
-    if t > COUNTER_BINS:
-        raise EmuKernelError(f'segment_count: nseg {t} writes past counter_array[{COUNTER_BINS}]')
-    counter[:t] = counts.astype(np.int32)
+    counts = positive[np.clip(end, 0, hi)] - positive[np.clip(begin, 0, hi)]
+    # Storage of exactly COUNTER_BINS ints: nseg > COUNTER_BINS faults, as it would on a GPU.
+    counter = mem.array(symbol_address(launch, 'counter_array', 4 * COUNTER_BINS), np.int32, t)
+    counter[:] = counts.astype(np.int32)
 
 
 _ADD_TO_INTS = (PTR, INT, INT)

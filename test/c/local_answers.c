@@ -1,0 +1,70 @@
+/* Drives the interposer's locally answered calls against a scripted fake client node
+ * (test/fake_agent.py). Built with gcc against the CUDA headers and linked to libcudart
+ * dynamically, like any app, so LD_PRELOAD=librrto_cuda.so takes over. */
+#include <stdio.h>
+#include <string.h>
+#include <cuda_runtime_api.h>
+
+static int errors(void) {
+  int dev = -1;
+  cudaGetDevice(&dev);
+  printf("device %d\n", dev);
+  printf("set_device_5 %d\n", cudaSetDevice(5));
+  printf("last %d\n", cudaGetLastError());
+  printf("last_again %d\n", cudaGetLastError());
+  printf("peek %d\n", cudaPeekAtLastError());
+  printf("sync %d\n", cudaDeviceSynchronize());  /* the fake agent answers 700 */
+  printf("peek_sticky %d\n", cudaPeekAtLastError());
+  printf("last_sticky %d\n", cudaGetLastError());
+  printf("last_sticky_again %d\n", cudaGetLastError());
+  printf("string_700 %s\n", cudaGetErrorString(cudaErrorIllegalAddress));
+  printf("name_700 %s\n", cudaGetErrorName(cudaErrorIllegalAddress));
+  return 0;
+}
+
+static int props(void) {
+  struct cudaDeviceProp p;
+  int warp = 0, major = 0, count = 0;
+  printf("count_err %d\n", cudaGetDeviceCount(&count));
+  printf("count %d\n", count);
+  printf("props_err %d\n", cudaGetDeviceProperties(&p, 0));
+  printf("props_again_err %d\n", cudaGetDeviceProperties(&p, 0));
+  cudaDeviceGetAttribute(&warp, cudaDevAttrWarpSize, 0);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+  printf("name %s\nwarp %d %d\nmajor %d %d\ntotal %zu\nsm %d\n", p.name, warp, p.warpSize,
+         major, p.major, p.totalGlobalMem, p.multiProcessorCount);
+  printf("bad_device %d\n", cudaGetDeviceProperties(&p, 3));
+  return 0;
+}
+
+static int unsupported(void) {
+  cudaGraph_t g;
+  printf("graph_create %d\n", cudaGraphCreate(&g, 0));
+  printf("last %d\n", cudaGetLastError());
+  return 0;
+}
+
+static int pipelined(void) {
+  void *p = NULL;
+  printf("malloc %d\n", cudaMalloc(&p, 256));
+  printf("memset %d\n", cudaMemsetAsync(p, 1, 256, 0));   /* sent without waiting */
+  printf("sync %d\n", cudaDeviceSynchronize());           /* reports the memset's error */
+  int host_is_device = 0;
+  struct cudaPointerAttributes a;
+  cudaPointerGetAttributes(&a, p);
+  host_is_device = a.type == cudaMemoryTypeDevice;
+  printf("pointer_is_device %d\n", host_is_device);
+  cudaPointerGetAttributes(&a, &host_is_device);
+  printf("stack_is_device %d\n", a.type == cudaMemoryTypeDevice);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *what = argc > 1 ? argv[1] : "";
+  if (!strcmp(what, "errors")) return errors();
+  if (!strcmp(what, "props")) return props();
+  if (!strcmp(what, "unsupported")) return unsupported();
+  if (!strcmp(what, "pipelined")) return pipelined();
+  fprintf(stderr, "usage: local_answers errors|props|unsupported|pipelined\n");
+  return 2;
+}

@@ -1,0 +1,60 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""Shared fixtures: the interposer, the example CUDA programs and small C test programs."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / 'test'))
+EXAMPLES = ['vector_add', 'matmul_tiled', 'multistream', 'struct_param', 'constant_memory',
+            'cnn_infer']
+
+
+@pytest.fixture(scope='session')
+def interposer() -> pathlib.Path:
+    from rrto_ros import interposer_path
+    from rrto_ros.interposer import build
+    try:
+        return interposer_path()
+    except FileNotFoundError:
+        return build.build(ROOT / 'rrto_ros' / 'lib')
+
+
+@pytest.fixture(scope='session')
+def cuda_include() -> pathlib.Path:
+    from rrto_ros.interposer.build import find_cuda_include
+    return find_cuda_include()
+
+
+def _cudart_dir(include: pathlib.Path) -> pathlib.Path:
+    for d in (include.parent / 'lib64', include.parent / 'lib'):
+        if list(d.glob('libcudart.so*')):
+            return d
+    pytest.skip(f'no libcudart.so next to {include}')
+
+
+@pytest.fixture(scope='session')
+def examples_dir(interposer) -> pathlib.Path:
+    out = ROOT / 'build' / 'examples'
+    if not all((out / e).is_file() for e in EXAMPLES):
+        if not shutil.which('nvcc') and not pathlib.Path('/usr/local/cuda/bin/nvcc').exists():
+            pytest.skip('nvcc is not installed: cannot build the example CUDA programs')
+        subprocess.run(['make', '-C', str(ROOT / 'examples'), f'OUT={out}'], check=True)
+    return out
+
+
+@pytest.fixture(scope='session')
+def local_answers(tmp_path_factory, cuda_include) -> pathlib.Path:
+    """test/c/local_answers.c built like an app: gcc, dynamic libcudart."""
+    out = tmp_path_factory.mktemp('c') / 'local_answers'
+    libdir = _cudart_dir(cuda_include)
+    subprocess.run(['gcc', '-O1', '-o', str(out), str(ROOT / 'test' / 'c' / 'local_answers.c'),
+                    '-I', str(cuda_include), '-L', str(libdir), '-lcudart',
+                    f'-Wl,-rpath,{libdir}'], check=True)
+    return out
