@@ -1,0 +1,131 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""The server answers bad requests with an error reply and keeps serving everyone else."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+import zmq
+
+from rrto_ros.client.uplink import ServerLost, Uplink
+from rrto_ros.protocol import ops
+from rrto_ros.protocol.messages import decode_reply, PROTOCOL_VERSION
+from rrto_ros.protocol.ops import Op
+from rrto_ros.server.server import Server, ServerConfig
+
+
+@pytest.fixture
+def server():
+    s = Server(ServerConfig('tcp://127.0.0.1:*', 'emu', module_cache_dir=None,
+                            max_message_bytes=1 << 20, max_sessions=3)).start()
+    yield s
+    s.stop()
+
+
+def raw(server):
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 3000)
+    sock.connect(server.endpoint)
+    return sock
+
+
+def session(server) -> Uplink:
+    link = Uplink(zmq.Context.instance(), server.endpoint, server_timeout_s=3.0)
+    rep = link.call(Op.HELLO, [1], pid=1, app='test')
+    assert rep.err == 0
+    link.sid = rep.extra['sid']
+    return link
+
+
+def test_malformed_header_gets_error_reply(server):
+    sock = raw(server)
+    sock.send_multipart([b'\xc1 definitely not msgpack'])
+    rep = decode_reply(sock.recv_multipart())
+    assert rep.err == ops.CUDA_ERROR_INVALID_VALUE and 'malformed' in rep.message
+    sock.send_multipart([msgpack.packb({'v': PROTOCOL_VERSION, 'seq': 4})])
+    rep = decode_reply(sock.recv_multipart())
+    assert rep.err and 'lacks' in rep.message
+    sock.close()
+
+
+def test_wrong_protocol_version_is_named(server):
+    sock = raw(server)
+    sock.send_multipart([msgpack.packb({'v': 99, 'sid': b'', 'seq': 1, 'op': 1, 'a': []})])
+    rep = decode_reply(sock.recv_multipart())
+    assert rep.err and 'protocol version 99' in rep.message
+    sock.close()
+
+
+def test_oversized_request_rejected_then_session_continues(server):
+    link = session(server)
+    ptr = link.call(Op.MALLOC, [4 << 20]).res[0]
+    rep = link.call(Op.MEMCPY_HTOD, [ptr, 0, 0], [b'x' * (2 << 20)])
+    assert rep.err == ops.CUDA_ERROR_INVALID_VALUE and 'max_message_bytes' in rep.message
+    rep = link.call(Op.MEMCPY_HTOD, [ptr, 0, 0], [b'abcd'])
+    assert rep.err == 0
+    rep = link.call(Op.MEMCPY_DTOH, [ptr, 4, 0, 0])
+    assert bytes(rep.frames[0]) == b'abcd'
+    link.close()
+
+
+def test_foreign_and_unknown_sessions_rejected(server):
+    owner, intruder = session(server), session(server)
+    ptr = owner.call(Op.MALLOC, [64]).res[0]
+    stolen_sid = intruder.sid
+    intruder.sid = owner.sid
+    rep = intruder.call(Op.FREE, [ptr])
+    assert rep.err == ops.CUDA_ERROR_INVALID_RESOURCE_HANDLE and 'another' in rep.message
+    intruder.sid = b'\0' * 16
+    rep = intruder.call(Op.FREE, [ptr])
+    assert rep.err == ops.CUDA_ERROR_DEVICES_UNAVAILABLE and 'unknown session' in rep.message
+    intruder.sid = stolen_sid
+    assert owner.call(Op.FREE, [ptr]).err == 0           # the owner was never disturbed
+    owner.close()
+    intruder.close()
+
+
+def test_unknown_op_and_bad_arguments(server):
+    link = session(server)
+    assert link.call(250, []).err == ops.CUDA_ERROR_NOT_SUPPORTED
+    rep = link.call(Op.MEMCPY_DTOH, [0x1234, 16, 0, 0])     # not an allocation
+    assert rep.err == ops.CUDA_ERROR_INVALID_VALUE and '0x1234' in rep.message
+    rep = link.call(Op.LAUNCH, [1, 2])                       # too few arguments
+    assert rep.err == ops.CUDA_ERROR_INVALID_VALUE and 'malformed' in rep.message
+    assert link.call(Op.DEVICE_SYNC, []).err == 0
+    link.close()
+
+
+def test_max_sessions_refused_with_reason(server):
+    links = [session(server) for _ in range(3)]
+    extra = Uplink(zmq.Context.instance(), server.endpoint, server_timeout_s=3.0)
+    rep = extra.call(Op.HELLO, [1])
+    assert rep.err == ops.CUDA_ERROR_DEVICES_UNAVAILABLE and 'max_sessions' in rep.message
+    for link in links + [extra]:
+        link.close()
+
+
+def test_module_cache_skips_second_upload(tmp_path):
+    import hashlib
+    image = b'\x50\xed\x55\xba' + b'fatbin' * 100
+    key = hashlib.sha256(image).hexdigest()
+    for expect_upload in (True, False):   # the second server starts from the disk cache
+        srv = Server(ServerConfig('tcp://127.0.0.1:*', 'emu',
+                                  module_cache_dir=str(tmp_path))).start()
+        link = session(srv)
+        rep = link.call(Op.MODULE_LOAD, [1], hash=key)
+        assert bool(rep.extra.get('need_data')) is expect_upload
+        if expect_upload:
+            assert link.call(Op.MODULE_LOAD, [1], [image], hash=key).err == 0
+            wrong = link.call(Op.MODULE_LOAD, [2], [image + b'!'], hash=key)
+            assert wrong.err == ops.CUDA_ERROR_INVALID_VALUE
+        link.close()
+        srv.stop()
+
+
+def test_dead_server_is_detected_not_waited_on():
+    link = Uplink(zmq.Context.instance(), 'tcp://127.0.0.1:1', server_timeout_s=0.5,
+                  heartbeat_s=0.1)
+    with pytest.raises(ServerLost, match='no answer'):
+        link.call(Op.HELLO, [1])
+    link.close()
