@@ -120,7 +120,8 @@ static void ref_conv(const std::vector<float>& in, const std::vector<float>& w,
             for (int kx = 0; kx < 3; ++kx) {
               const int ix = x + kx - 1;
               if (ix < 0 || ix >= wd) continue;
-              const float prod = in[(ci * h + iy) * wd + ix] * w[((co * cin + ci) * 3 + ky) * 3 + kx];
+              const float prod =
+                  in[(ci * h + iy) * wd + ix] * w[((co * cin + ci) * 3 + ky) * 3 + kx];
               acc = acc + prod;
             }
           }
@@ -259,7 +260,8 @@ int main(int argc, char** argv) {
     bool ok = true;
     for (int k = 0; k < NCLASSES; ++k) {
       if (scores[k] > scores[best]) best = k;
-      if (!(std::fabs(scores[k] - rscores[k]) <= 1e-3f * std::fmax(1.0f, std::fabs(rscores[k])))) {
+      // 1e-3 relative, plus a tiny absolute term for scores that happen to be near zero.
+      if (!(std::fabs(scores[k] - rscores[k]) <= 1e-3f * std::fabs(rscores[k]) + 1e-6f)) {
         fprintf(stderr, "cnn_infer: infer %ld score %d = %.9g expected %.9g\n", it, k,
                 scores[k], rscores[k]);
         ok = false;

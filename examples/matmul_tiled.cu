@@ -106,10 +106,12 @@ int main() {
   for (int i = 0; i < M; ++i) {
     for (int j = 0; j < N; ++j) {
       float ref = 0.0f;
-      for (int k = 0; k < K; ++k) ref += a[static_cast<size_t>(i) * K + k] * b[static_cast<size_t>(k) * N + j];
-      const float got = c[static_cast<size_t>(i) * N + j];
+      for (int k = 0; k < K; ++k) ref += a[i * K + k] * b[k * N + j];
+      const float got = c[i * N + j];
       if (!(std::fabs(got - ref) <= 1e-4f * (1.0f + std::fabs(ref)))) {
-        if (bad == 0) fprintf(stderr, "matmul_tiled: C[%d][%d]=%.9g expected %.9g\n", i, j, got, ref);
+        if (bad == 0) {
+          fprintf(stderr, "matmul_tiled: C[%d][%d]=%.9g expected %.9g\n", i, j, got, ref);
+        }
         ++bad;
       }
       checksum += got;

@@ -74,7 +74,7 @@ __global__ void sum_arrays(float scale, MultiArgs args) {
   }
 }
 
-static bool close(float got, float ref) {
+static bool within_tolerance(float got, float ref) {
   return std::fabs(got - ref) <= 1e-5f * (1.0f + std::fabs(ref));
 }
 
@@ -127,7 +127,7 @@ int main() {
     double checksum = 0.0;
     for (int i = 0; i < n; ++i) {
       const float ref = y0[i] + alpha * (x[i] * w[i]);
-      if (!close(y[i], ref)) {
+      if (!within_tolerance(y[i], ref)) {
         if (bad == 0) fprintf(stderr, "struct_axpy: y[%d]=%.9g expected %.9g\n", i, y[i], ref);
         ++bad;
       }
@@ -180,7 +180,7 @@ int main() {
       float s = 0.0f;
       for (int j = 0; j < args.count; ++j) s += src[j][i];
       const float ref = s * scales[run];
-      if (!close(dst[i], ref)) {
+      if (!within_tolerance(dst[i], ref)) {
         if (bad == 0) fprintf(stderr, "sum_arrays: dst[%d]=%.9g expected %.9g\n", i, dst[i], ref);
         ++bad;
       }

@@ -46,9 +46,12 @@ class LocalStack:
 
     def run(self, cmd: Sequence[str], timeout: float = 120.0,
             extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
-        """Run an unmodified program with its CUDA work sent through this stack."""
-        return subprocess.run(list(cmd), env=self.env(extra_env), capture_output=True,
-                              text=True, timeout=timeout)
+        """Run an unmodified program with its CUDA work sent through this stack; returns
+        once the program's session has ended too, so its statistics are final."""
+        r = subprocess.run(list(cmd), env=self.env(extra_env), capture_output=True,
+                           text=True, timeout=timeout)
+        self.client.wait_idle(5.0)
+        return r
 
     def last_session(self) -> dict:
         return self.client.finished[-1] if self.client.finished else {}

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from typing import Dict, List, Optional
 
 import zmq
@@ -68,6 +69,16 @@ class ClientCore:
     def set_mode(self, mode: str) -> None:
         """Change the forwarding mode; running sessions use it from their next call."""
         self.config.mode = check_mode(mode)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no session is running; True if that happened within timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self.sessions:
+                    return True
+            time.sleep(0.01)
+        return False
 
     def snapshot(self) -> List[dict]:
         with self._lock:

@@ -57,6 +57,7 @@ class Uplink:
         self.stats = LinkStats()
         self.last_heard = time.monotonic()
         self.last_sent = time.monotonic()
+        self._pings: set = set()
 
     def close(self) -> None:
         self.sock.close(0)
@@ -70,6 +71,8 @@ class Uplink:
         self.stats.requests += op != PING
         self.stats.bytes_up += total_size(parts[1:], parts[0])
         self.last_sent = time.monotonic()
+        if op == PING:
+            self._pings.add(self.seq)
         return self.seq
 
     def call(self, op: Any, args: Sequence[int], frames: Sequence[Any] = (),
@@ -132,6 +135,12 @@ class Uplink:
             raise ServerLost(f'malformed reply from {self.endpoint}: {e}') from None
 
     def _absorb(self, reply: Reply) -> None:
+        if reply.seq in self._pings:
+            self._pings.discard(reply.seq)
+            if self.sid and reply.res and not reply.res[0]:
+                raise ServerLost(f'the rrto server at {self.endpoint} no longer has this '
+                                 'session (it timed out or failed on the server)')
+            return
         if reply.err and reply.err != ops.CUDA_ERROR_NOT_READY and self.deferred is None \
                 and reply.seq > 0:
             self.deferred = reply

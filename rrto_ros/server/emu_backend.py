@@ -44,7 +44,7 @@ class EmuBackend(Backend):
         self._handles = itertools.count(0x1000, 0x10)
         self.streams: set = set()
         self.events: Dict[int, float | None] = {}
-        self.functions: Dict[int, EmuKernel] = {}
+        self.functions: Dict[int, Tuple[EmuKernel, EmuModule]] = {}
         self.modules: List[EmuModule] = []
 
     # ----------------------------------------------------------- device
@@ -167,8 +167,9 @@ class EmuBackend(Backend):
                             f'kernel {name} has no NumPy implementation in the emu backend '
                             '(only the example programs\' kernels run on emu); run this '
                             'program against a server with --backend cuda')
+        assert isinstance(module, EmuModule)
         h = next(self._handles)
-        self.functions[h] = kernel
+        self.functions[h] = (kernel, module)
         return h, list(kernel.params)
 
     def var_get(self, module: object, name: str, size: int) -> int:
@@ -179,17 +180,19 @@ class EmuBackend(Backend):
 
     def launch(self, function: int, grid: Tuple[int, int, int], block: Tuple[int, int, int],
                shared_mem: int, stream: int, params: memoryview) -> None:
-        kernel = self.functions.get(function)
-        if kernel is None:
+        found = self.functions.get(function)
+        if found is None:
             raise CudaError(ops.CUDA_ERROR_INVALID_DEVICE_FUNCTION,
                             f'launch of unknown function handle 0x{function:x}')
+        kernel, module = found
         self._check_stream(stream)
         if len(params) < kernel.param_bytes:
             raise CudaError(ops.CUDA_ERROR_INVALID_VALUE,
                             f'{kernel.name}: {len(params)} parameter bytes, '
                             f'expected {kernel.param_bytes}')
         try:
-            kernel.run(self.mem, EmuLaunch(grid, block, shared_mem, bytes(params)))
+            kernel.run(self.mem, EmuLaunch(grid, block, shared_mem, bytes(params),
+                                           lambda name, size: self.var_get(module, name, size)))
         except EmuFault as e:
             raise CudaError(ops.CUDA_ERROR_ILLEGAL_ADDRESS, f'{kernel.name}: {e}') from None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from rrto_ros.server.emu_memory import EmuMemory
 
@@ -25,6 +25,9 @@ class EmuLaunch:
     block: Dim3
     shared_mem: int
     params: bytes
+    # (device name, size) -> address of a __constant__/__device__ variable of the kernel's
+    # module: kernels reach those by name, not through a parameter.
+    symbol: Optional[Callable[[str, int], int]] = None
 
     def unpack(self, fmt: str, offset: int = 0) -> tuple:
         """Unpack little-endian parameters, e.g. ``launch.unpack('QQQi')``."""

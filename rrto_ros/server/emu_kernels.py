@@ -66,7 +66,7 @@ def _decode(launch: EmuLaunch, spec: Sequence[Tuple[int, int]], codes: Sequence[
 
 
 def _threads_x(launch: EmuLaunch) -> int:
-    """How many distinct values ``blockIdx.x * blockDim.x + threadIdx.x`` takes."""
+    """Count the distinct values of ``blockIdx.x * blockDim.x + threadIdx.x``."""
     return launch.grid[0] * launch.block[0]
 
 
@@ -76,7 +76,7 @@ def _f32(mem: EmuMemory, addr: int, count: int) -> np.ndarray:
 
 def _matrix(mem: EmuMemory, addr: int, dtype: type, rows: int, cols: int, ld: int
             ) -> np.ndarray:
-    """A (rows, cols) view with a row stride of ``ld`` elements.
+    """Return a (rows, cols) view with a row stride of ``ld`` elements.
 
     Only the elements the kernel would touch have to lie inside the allocation, which
     matters when a partial grid covers fewer columns than the matrix has.

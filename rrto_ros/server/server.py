@@ -183,7 +183,8 @@ class Server:
             session = self.sessions.get(req.sid)
             if session is not None and session.ident == ident:
                 session.last_seen = time.monotonic()
-            return self._reply(ident, Reply(req.seq, 0, [int(session is not None)]))
+            alive = session is not None and not session.closed.is_set()
+            return self._reply(ident, Reply(req.seq, 0, [int(alive)]))
         if req.op == Op.HELLO:
             return self._open(ident, req)
         session = self.sessions.get(req.sid)

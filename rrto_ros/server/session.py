@@ -122,6 +122,12 @@ class ServerSession:
             self.errors += 1
             return Reply(req.seq, ops.CUDA_ERROR_INVALID_VALUE,
                          message=f'malformed {_op_name(req.op)} request: {e}')
+        except Exception as e:  # a backend bug must fail the call, not the session thread
+            self.errors += 1
+            log.exception('session %s: %s raised', self.label, _op_name(req.op))
+            code = ops.CUDA_ERROR_LAUNCH_FAILURE if req.op == Op.LAUNCH else ops.CUDA_ERROR_UNKNOWN
+            return Reply(req.seq, code, message=f'{_op_name(req.op)} failed on the server: '
+                         f'{type(e).__name__}: {e}')
 
     @staticmethod
     def _none(_: object) -> Tuple[list, list]:
