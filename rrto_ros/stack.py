@@ -1,43 +1,91 @@
 # Copyright 2026 rrto_ros authors. Apache-2.0.
-"""Server and client cores in one process, for the demo, the tests and the benchmarks.
+"""Server and client cores on one machine, for the demo, the tests and the benchmarks.
 
 The production layout runs them as two nodes on two machines; here both talk over real
-ZeroMQ on loopback and a real UNIX socket, so the data path is the same.
+ZeroMQ on loopback and a real UNIX socket, so the data path is the same. The server runs
+in this process (threads) or, with ``server_process=True``, as its own ``rrto-server``
+process, as it would in production (no shared interpreter lock with the client).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import sys
 import tempfile
+import time
 from typing import Dict, List, Optional, Sequence
+
+import zmq
 
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.core import ClientCore
 from rrto_ros.client.launcher import interposed_env
+from rrto_ros.client.uplink import ServerLost, Uplink
+from rrto_ros.protocol.messages import PING
 from rrto_ros.server.server import Server, ServerConfig
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 class LocalStack:
     def __init__(self, backend: str = 'emu', mode: str = 'pipelined',
                  cache_dir: Optional[str] = None, server_timeout_s: float = 5.0,
-                 connect_timeout_s: float = 3.0) -> None:
+                 connect_timeout_s: float = 3.0, server_process: bool = False) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix='rrto-')
-        self.server = Server(ServerConfig('tcp://127.0.0.1:*', backend,
-                                          module_cache_dir=cache_dir))
+        self.backend = backend
+        self.server: Optional[Server] = None
+        self.server_proc: Optional[subprocess.Popen] = None
+        if server_process:
+            endpoint = f'tcp://127.0.0.1:{free_tcp_port()}'
+            self._server_cmd = [sys.executable, '-m', 'rrto_ros.cli.server_main', '--bind',
+                                endpoint, '--backend', backend, '--cache-dir', cache_dir or '']
+        else:
+            self.server = Server(ServerConfig('tcp://127.0.0.1:*', backend,
+                                              module_cache_dir=cache_dir))
+            endpoint = self.server.endpoint
+        self.endpoint = endpoint
         self.agent_socket = os.path.join(self._tmp.name, 'agent.sock')
-        self.client = ClientCore(ClientConfig(self.server.endpoint, self.agent_socket, mode,
+        self.client = ClientCore(ClientConfig(endpoint, self.agent_socket, mode,
                                               connect_timeout_s, server_timeout_s))
 
     def __enter__(self) -> 'LocalStack':
-        self.server.start()
+        if self.server is not None:
+            self.server.start()
+        else:
+            self.server_proc = subprocess.Popen(self._server_cmd)
+            self._wait_for_server(30.0)
         self.client.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.client.stop()
-        self.server.stop()
+        if self.server is not None:
+            self.server.stop()
+        if self.server_proc is not None and self.server_proc.poll() is None:
+            self.server_proc.terminate()
+            self.server_proc.wait(10)
         self._tmp.cleanup()
+
+    def _wait_for_server(self, timeout: float) -> None:
+        link = Uplink(zmq.Context.instance(), self.endpoint, server_timeout_s=timeout)
+        try:
+            link.wait(link.send(PING, []))
+        except ServerLost:
+            raise RuntimeError(f'rrto-server did not start on {self.endpoint}') from None
+        finally:
+            link.close()
+
+    def kill_server(self) -> None:
+        """Simulate the edge machine dying (server_process=True only)."""
+        assert self.server_proc is not None, 'kill_server needs server_process=True'
+        self.server_proc.kill()
+        self.server_proc.wait(10)
 
     def env(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         env = interposed_env(self.agent_socket)
@@ -58,3 +106,6 @@ class LocalStack:
 
     def finished(self) -> List[dict]:
         return list(self.client.finished)
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)

@@ -16,6 +16,16 @@ EXAMPLES = ['vector_add', 'matmul_tiled', 'multistream', 'struct_param', 'consta
             'cnn_infer']
 
 
+def pytest_addoption(parser):
+    parser.addoption('--backend', default='emu', choices=('emu', 'cuda'),
+                     help='server backend for the end-to-end tests (cuda needs a GPU)')
+
+
+@pytest.fixture(scope='session')
+def backend(request) -> str:
+    return request.config.getoption('--backend')
+
+
 @pytest.fixture(scope='session')
 def interposer() -> pathlib.Path:
     from rrto_ros import interposer_path

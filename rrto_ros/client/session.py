@@ -91,7 +91,7 @@ class ClientSession:
         self.uplink.close()
         self.conn.close()
         self._refresh_stats()
-        self.stats.state = 'ended'
+        self.stats.state = 'lost' if self.lost else 'ended'
         self._on_end(self)
 
     def _refresh_stats(self) -> None:

@@ -1,8 +1,11 @@
 # Copyright 2026 rrto_ros authors. Apache-2.0.
-"""Every example CUDA program runs unmodified under the interposer against an emu server,
-over real ZeroMQ, in both forwarding modes, and passes its own checks."""
+"""Every example CUDA program runs unmodified under the interposer against a server (emu
+here; ``--backend cuda`` on a GPU machine), over real ZeroMQ, in both forwarding modes, and
+passes its own checks; on a GPU its output is byte-identical to the native run's."""
 
 from __future__ import annotations
+
+import subprocess
 
 import pytest
 
@@ -11,8 +14,8 @@ from rrto_ros.stack import LocalStack
 
 
 @pytest.fixture(scope='module', params=['rpc', 'pipelined'])
-def stack(request, interposer):
-    with LocalStack('emu', request.param) as s:
+def stack(request, interposer, backend):
+    with LocalStack(backend, request.param) as s:
         yield s
 
 
@@ -26,15 +29,20 @@ def test_example_passes(stack, examples_dir, program):
     assert session['app'] == program
     assert session['errors'] == 0
     assert session['forwarded_calls'] > 0
+    if stack.backend == 'cuda':
+        native = subprocess.run([str(examples_dir / program)], capture_output=True, text=True,
+                                timeout=300)
+        assert native.returncode == 0, native.stderr
+        assert r.stdout == native.stdout      # byte-identical results
     if stack.client.config.mode == 'rpc':
         assert session['blocking_round_trips'] == session['forwarded_calls'] - 1  # all but BYE
     else:
         assert session['blocking_round_trips'] < session['forwarded_calls'] - 1
 
 
-def test_modules_travel_lazily_and_once(interposer, examples_dir, tmp_path):
+def test_modules_travel_lazily_and_once(interposer, examples_dir, tmp_path, backend):
     """A program's fatbin is uploaded at its first kernel; a second run uploads nothing."""
-    with LocalStack('emu', 'pipelined', cache_dir=str(tmp_path)) as s:
+    with LocalStack(backend, 'pipelined', cache_dir=str(tmp_path)) as s:
         for expected_uploads in (1, 0):
             r = s.run([str(examples_dir / 'vector_add')])
             assert r.returncode == 0, r.stderr
