@@ -17,6 +17,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Dict, List
 
@@ -26,8 +27,7 @@ sys.path.insert(0, str(ROOT))
 from rrto_ros.interposer.build import find_cuda_include  # noqa: E402
 from rrto_ros.stack import LocalStack  # noqa: E402
 
-PROGRAMS = ['vector_add', 'matmul_tiled', 'multistream', 'struct_param', 'constant_memory',
-            'cnn_infer']
+PROGRAMS = sorted(p.stem for p in (ROOT / 'examples').glob('*.cu'))
 
 
 def device_name(backend: str) -> str:
@@ -88,7 +88,7 @@ def main() -> int:
             if not passed or identical is False:
                 print(r.stdout[-2000:], r.stderr[-2000:], file=sys.stderr)
     # Cost of one blocking forwarded call on loopback, split into its two hops.
-    exe = build_roundtrip(a.out.parent if a.out.parent.exists() else pathlib.Path('.'))
+    exe = build_roundtrip(pathlib.Path(tempfile.mkdtemp(prefix='rrto-bench-')))
     with LocalStack(a.backend, 'rpc', server_process=True) as stack:
         r = stack.run([str(exe), str(a.calls)], timeout=600)
         s = stack.last_session()

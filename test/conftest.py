@@ -12,8 +12,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'test'))
-EXAMPLES = ['vector_add', 'matmul_tiled', 'multistream', 'struct_param', 'constant_memory',
-            'cnn_infer']
+EXAMPLES = sorted(p.stem for p in (ROOT / 'examples').glob('*.cu'))
 
 
 def pytest_addoption(parser):

@@ -25,14 +25,15 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import pytest
 
+from conftest import EXAMPLES
+
 from rrto_ros.server import emu_kernels
 from rrto_ros.server.emu_kernel import EmuLaunch, REGISTRY
 from rrto_ros.server.emu_kernels import EmuKernelError
 from rrto_ros.server.emu_memory import EmuFault, EmuMemory
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PROGRAMS = ['vector_add', 'matmul_tiled', 'multistream', 'struct_param', 'constant_memory',
-            'cnn_infer']
+PROGRAMS = EXAMPLES
 F32 = np.float32
 
 K_VECTOR_ADD = '_Z10vector_addPKfS0_Pfi'
@@ -170,7 +171,7 @@ def checksum(a: np.ndarray) -> float:
 EXPECTED_PARAM_BYTES = {
     K_VECTOR_ADD: 28, K_MATMUL: 36, K_SCALE_OFFSET: 28, K_SUBTRACT: 20, K_STRUCT_AXPY: 32,
     K_SUM_ARRAYS: 96, K_FIR16: 20, K_SEGMENT_COUNT: 20, K_ADD_TO_INTS: 16, K_CONV: 48,
-    K_RELU: 12, K_MAXPOOL: 28, K_FC: 40,
+    K_RELU: 12, K_MAXPOOL: 28, K_FC: 40, '_Z6affinePfPKffi': 24,
 }
 
 

@@ -195,6 +195,9 @@ class EmuBackend(Backend):
                                            lambda name, size: self.var_get(module, name, size)))
         except EmuFault as e:
             raise CudaError(ops.CUDA_ERROR_ILLEGAL_ADDRESS, f'{kernel.name}: {e}') from None
+        except Exception as e:  # e.g. a launch configuration the NumPy body cannot emulate
+            raise CudaError(ops.CUDA_ERROR_LAUNCH_FAILURE,
+                            f'{kernel.name}: {type(e).__name__}: {e}') from None
 
     def reset(self) -> None:
         """cudaDeviceReset: drop allocations, streams and events; modules stay loaded."""

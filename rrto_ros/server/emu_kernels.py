@@ -383,3 +383,21 @@ def fc_bias(mem: EmuMemory, launch: EmuLaunch) -> None:
                     out=prods[:, 1:])
         acc = np.add.accumulate(prods, axis=1, dtype=F32)[:, -1]
     _f32(mem, out, m)[:] = acc + _f32(mem, bias, m)
+
+
+# ---------------------------------------------------------------------- runtime_api.cu
+
+_AFFINE = (PTR, PTR, FLOAT, INT)
+
+
+@emu_kernel('_Z6affinePfPKffi', params=_AFFINE)
+def affine(mem: EmuMemory, launch: EmuLaunch) -> None:
+    """y[i] = x[i] * scale + offsets[i % 4] for i < n (offsets: a __constant__ int[4])."""
+    y, x, scale, n = _decode(launch, _AFFINE, 'QQfi')
+    m = min(n, _threads_x(launch))
+    if m <= 0:
+        return
+    offsets = mem.array(symbol_address(launch, 'offsets', 16), np.int32, 4)
+    add = offsets[np.arange(m) % 4].astype(np.float32)
+    np.add(np.multiply(_f32(mem, x, m), np.float32(scale), dtype=np.float32), add,
+           out=_f32(mem, y, m), dtype=np.float32)

@@ -29,6 +29,7 @@ class EmuMemory:
         self._next = EMU_HEAP_BASE
         self._bases: List[int] = []
         self._buffers: Dict[int, np.ndarray] = {}
+        self._sizes: Dict[int, int] = {}
         self.in_use = 0
 
     def alloc(self, size: int) -> int:
@@ -42,6 +43,7 @@ class EmuMemory:
         self._next += max(ALIGNMENT, (size + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT)
         bisect.insort(self._bases, addr)
         self._buffers[addr] = np.zeros(max(size, 1), dtype=np.uint8)
+        self._sizes[addr] = size
         self.in_use += size
         return addr
 
@@ -53,7 +55,7 @@ class EmuMemory:
         if buf is None:
             raise EmuFault(f'free of 0x{addr:x}, which is not the start of an allocation')
         self._bases.remove(addr)
-        self.in_use -= buf.size
+        self.in_use -= self._sizes.pop(addr)
 
     def find(self, addr: int) -> Tuple[int, np.ndarray] | None:
         """Return ``(base, buffer)`` of the allocation holding ``addr``, or None."""
@@ -68,6 +70,8 @@ class EmuMemory:
 
     def view(self, addr: int, nbytes: int) -> np.ndarray:
         """Writable uint8 view of ``nbytes`` at ``addr``; raises EmuFault when out of bounds."""
+        if nbytes == 0:   # CUDA accepts empty copies at any address
+            return np.zeros(0, dtype=np.uint8)
         found = self.find(addr)
         if found is None:
             raise EmuFault(f'address 0x{addr:x} is not inside any allocation')
