@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence
 
 import zmq
 
+from rrto_ros.bench.link import LinkProcess
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.core import ClientCore
 from rrto_ros.client.launcher import interposed_env
@@ -36,7 +37,11 @@ def free_tcp_port() -> int:
 class LocalStack:
     def __init__(self, backend: str = 'emu', mode: str = 'pipelined',
                  cache_dir: Optional[str] = None, server_timeout_s: float = 5.0,
-                 connect_timeout_s: float = 3.0, server_process: bool = False) -> None:
+                 connect_timeout_s: float = 3.0, server_process: bool = False,
+                 link: Optional[str] = None) -> None:
+        """``link``: a profile of rrto_ros.bench.link (``loopback``, ``edge``, ``cloud``):
+        the client then reaches the server through that link emulator, run as its own
+        process. None: a direct connection."""
         self._tmp = tempfile.TemporaryDirectory(prefix='rrto-')
         self.backend = backend
         self.server: Optional[Server] = None
@@ -50,8 +55,13 @@ class LocalStack:
                                               module_cache_dir=cache_dir))
             endpoint = self.server.endpoint
         self.endpoint = endpoint
+        self.link: Optional[LinkProcess] = None
+        client_endpoint = endpoint
+        if link is not None:
+            self.link = LinkProcess(link, endpoint, free_tcp_port())
+            client_endpoint = self.link.endpoint
         self.agent_socket = os.path.join(self._tmp.name, 'agent.sock')
-        self.client = ClientCore(ClientConfig(endpoint, self.agent_socket, mode,
+        self.client = ClientCore(ClientConfig(client_endpoint, self.agent_socket, mode,
                                               connect_timeout_s, server_timeout_s))
 
     def __enter__(self) -> 'LocalStack':
@@ -60,11 +70,15 @@ class LocalStack:
         else:
             self.server_proc = subprocess.Popen(self._server_cmd)
             self._wait_for_server(30.0)
+        if self.link is not None:
+            self.link.start()
         self.client.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.client.stop()
+        if self.link is not None:
+            self.link.stop()
         if self.server is not None:
             self.server.stop()
         if self.server_proc is not None and self.server_proc.poll() is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MODES = ('rpc', 'pipelined')
+MODES = ('rpc', 'pipelined', 'replay')
 
 
 @dataclass
@@ -16,9 +16,11 @@ class ClientConfig:
     connect_timeout_s: float = 3.0
     server_timeout_s: float = 5.0
     heartbeat_s: float = 1.0
+    record_window: int = 3
 
     def validate(self) -> None:
         check_mode(self.mode)
+        check_record_window(self.record_window)
         for name in ('connect_timeout_s', 'server_timeout_s', 'heartbeat_s'):
             if getattr(self, name) <= 0:
                 raise ValueError(f'{name} must be > 0, not {getattr(self, name)}')
@@ -31,3 +33,10 @@ def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise ValueError(f'mode must be one of {", ".join(MODES)}, not {mode!r}')
     return mode
+
+
+def check_record_window(n: int) -> int:
+    """How many consecutive repetitions of a sequence are seen before it is replayed."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1000:
+        raise ValueError(f'record_window must be an integer from 1 to 1000, not {n!r}')
+    return n

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 
 import zmq
 
-from rrto_ros.client.config import check_mode, ClientConfig
+from rrto_ros.client.config import check_mode, check_record_window, ClientConfig
 from rrto_ros.client.session import ClientSession
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,23 @@ class ClientCore:
     def set_mode(self, mode: str) -> None:
         """Change the forwarding mode; running sessions use it from their next call."""
         self.config.mode = check_mode(mode)
+
+    def set_record_window(self, n: int) -> None:
+        """Repetitions to see before replaying; running sessions use it at their next
+        search."""
+        self.config.record_window = check_record_window(n)
+        with self._lock:
+            for s in self.sessions.values():
+                s.replay.set_record_window(n)
+
+    def restart_recording(self) -> int:
+        """Drop every session's recorded sequence so that it records again; returns the
+        number of sessions affected."""
+        with self._lock:
+            sessions = list(self.sessions.values())
+        for s in sessions:
+            s.request_restart()
+        return len(sessions)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no session is running; True if that happened within timeout."""

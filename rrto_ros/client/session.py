@@ -18,9 +18,13 @@ from rrto_ros.protocol import agent_wire as wire
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.ops import Op
 from rrto_ros.client.config import ClientConfig
+from rrto_ros.client.replayer import ClientReplay
 from rrto_ros.client.uplink import ServerLost, Uplink
+from rrto_ros.server.replay import encode_template
 
 log = logging.getLogger(__name__)
+# Blocking calls after which the log may end with a whole inference: search then.
+SEARCH_AFTER = frozenset({Op.MEMCPY_DTOH, Op.STREAM_SYNC, Op.DEVICE_SYNC, Op.EVENT_SYNC})
 
 
 @dataclass
@@ -37,7 +41,14 @@ class SessionStats:
     modules_cached: int = 0
     errors: int = 0
     server_rtt_us_median: float = 0.0
-    state: str = 'forwarding'
+    state: str = 'running'
+    phase: str = 'forwarding'
+    inferences: int = 0
+    divergences: int = 0                # inferences that changed in the middle
+    departures: int = 0                 # non-matching calls between inferences
+    latency_ms_p50: float = 0.0
+    replay_started_at: int = -1         # inferences done before the first replay
+    round_trips_per_inference: tuple = ()   # recent inferences, blocking round trips each
 
 
 class ClientSession:
@@ -52,6 +63,9 @@ class ClientSession:
         self._on_end = on_end
         self._modules: Dict[int, bytearray] = {}
         self._open = False
+        self.replay = ClientReplay(config.record_window,
+                                   lambda: self.uplink.stats.blocking_round_trips)
+        self._restart_requested = False
 
     @property
     def mode(self) -> str:
@@ -102,23 +116,43 @@ class ClientSession:
         if s.rtt_s:
             self.stats.server_rtt_us_median = statistics.median(s.rtt_s) * 1e6
         self.stats.mode = self.mode
+        r = self.replay
+        self.stats.phase = r.phase(self.mode)
+        self.stats.inferences = r.inferences
+        self.stats.divergences = r.divergences
+        self.stats.departures = r.departures
+        self.stats.replay_started_at = -1 if r.replay_started_at is None else \
+            r.replay_started_at
+        self.stats.round_trips_per_inference = tuple(r.round_trips_per_inference)
+        if r.latencies_s:
+            self.stats.latency_ms_p50 = statistics.median(r.latencies_s) * 1e3
 
     def snapshot(self) -> dict:
         self._refresh_stats()
         return asdict(self.stats)
 
     # ----------------------------------------------------------- one call
-    def _reply(self, err: int, res=(), data: bytes = b'', message: str = '') -> None:
+    def _reply(self, err: int, res=(), data: bytes = b'', message: str = '',
+               table: Optional[bytes] = None) -> None:
         if err:
             self.stats.errors += 1
         mode = wire.MODE_IDS[self.mode]
+        if self.mode != 'replay' and self.replay.active:
+            self.replay.active = False      # the interposer drops its table on this reply
         if message:
             wire.send_reply(self.conn, err, res, message.encode(), mode, message=True)
         else:
-            wire.send_reply(self.conn, err, res, data, mode)
+            wire.send_reply(self.conn, err, res, data, mode, table=table)
+
+    def request_restart(self) -> None:
+        """Ask (from any thread) to drop the recorded sequence and record again."""
+        self._restart_requested = True
 
     def _serve(self, req: wire.AgentRequest) -> None:
         self.stats.agent_calls += 1
+        if self._restart_requested:
+            self._restart_requested = False
+            self.replay.restart()
         try:
             op = Op(req.op)
         except ValueError:
@@ -137,6 +171,8 @@ class ClientSession:
                 self._hello(req)
             elif op == Op.MODULE_LOAD:
                 self._module_load(req)
+            elif op == Op.REPLAY_DIVERGE:
+                self.replay.diverged(*req.args[:2])
             else:
                 self._forward(op, req)
         except ServerLost as e:
@@ -203,12 +239,40 @@ class ClientSession:
 
     def _forward(self, op: Op, req: wire.AgentRequest) -> None:
         frames = [req.data] if req.data else []
+        recording = self.mode == 'replay'
+        if op == Op.REPLAY_RUN:
+            self.replay.ran(req.args[0], req.args[1], req.args[2], len(req.data))
         if not req.wants_reply:
             self.uplink.send(op, req.args, frames, quiet=True)
+            if recording and op != Op.REPLAY_RUN:
+                self.replay.observe(op, req.args, req.data)
             return
-        self._answer(self.uplink.call(op, req.args, frames))
+        reply = self.uplink.call(op, req.args, frames)
+        table = None
+        if recording and op != Op.REPLAY_RUN:
+            self.replay.observe(op, req.args, req.data, reply.res, reply.err)
+            if op in SEARCH_AFTER and not self.replay.active and not reply.err:
+                table = self._find_table()
+        if self.replay.withdraw_pending():
+            table = b''
+        self._answer(reply, table)
 
-    def _answer(self, reply) -> None:
+    def _find_table(self) -> Optional[bytes]:
+        """Search the log; load found sequences on the server; return the table."""
+        found = self.replay.find()
+        if found is None:
+            return None
+        seqs, start_seq, start_pos = found
+        for i, (seq_id, calls) in enumerate(seqs):
+            start = start_pos if i == start_seq else len(calls)
+            rep = self.uplink.call(Op.REPLAY_LOAD, [seq_id, start], [encode_template(calls)])
+            if rep.err:
+                log.warning('session %s: the server refused a replay sequence: %s; staying in '
+                            'forwarding', self.label, rep.message)
+                return None
+        return self.replay.install(seqs, start_seq, start_pos)
+
+    def _answer(self, reply, table: Optional[bytes] = None) -> None:
         """Reply to the interposer; an earlier asynchronous error takes precedence."""
         deferred = self.uplink.take_deferred()
         if deferred is not None:
@@ -218,4 +282,4 @@ class ClientSession:
         if reply.err and reply.message:
             log.info('session %s: %s', self.label, reply.message)
         data = bytes(reply.frames[0]) if reply.frames else b''
-        self._reply(reply.err, reply.res, data)
+        self._reply(reply.err, reply.res, data, table=table)

@@ -29,6 +29,18 @@ int rrto_post(uint16_t op, const uint64_t *args, uint32_t nargs, const void *dat
 unsigned rrto_generation(void);
 int rrto_device_count(void);  /* from the hello reply; connects if needed */
 
+/* Sends one request with the lock held (no replay matching); rep may be NULL. */
+int rrto_xfer_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
+                     const void *data, size_t len, struct rrto_reply *rep);
+
+/* --- replay.c: matching calls against the recorded inference sequence (lock held) --- */
+int rrto_replay_active(void);
+void rrto_replay_install(void *blob, size_t len);   /* takes ownership of blob */
+void rrto_replay_drop(void);
+/* 1 if the call was answered by replay (its result in *err and rep), 0 to forward it. */
+int rrto_replay_handle(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data,
+                       size_t len, struct rrto_reply *rep, int *err);
+
 /* --- registry.c: fatbins, kernels and variables the app registered --- */
 struct rrto_function;
 struct rrto_function *rrto_function_by_host(const void *host_fun);

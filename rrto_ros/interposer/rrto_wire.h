@@ -12,6 +12,8 @@
 #define RRTO_PROTO_VERSION 1u
 #define RRTO_F_NOREPLY 1u             /* request flag: do not answer */
 #define RRTO_R_MESSAGE 1u             /* reply flag: data is a message for the app's log */
+#define RRTO_R_TABLE 2u               /* reply flag: a replay table follows the data
+                                         (uint32 length, then the table) */
 #define RRTO_MAX_ARGS 16u
 #define RRTO_CHUNK (64u << 20)        /* largest data part of one message */
 

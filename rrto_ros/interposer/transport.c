@@ -30,6 +30,7 @@ static void child_after_fork(void) {
   g_fd = -1;
   g_dead = 0;
   g_mode = RRTO_MODE_RPC;
+  rrto_replay_drop();
   pthread_mutex_init(&g_lock, NULL);
   rrto_mem_reset();
 }
@@ -105,7 +106,20 @@ static int recv_rep(struct rrto_reply *rep) {
   }
   size_t keep = h.len < rep->out_cap ? h.len : rep->out_cap;
   if (keep && read_all(g_fd, rep->out, keep)) return -1;
-  return discard(g_fd, h.len - keep);
+  if (discard(g_fd, h.len - keep)) return -1;
+  if (h.flags & RRTO_R_TABLE) {   /* a replay table follows: install it */
+    uint32_t n;
+    if (read_all(g_fd, &n, sizeof n)) return -1;
+    void *blob = NULL;
+    if (n > (256u << 20) || posix_memalign(&blob, 8, n ? n : 8)) return -1;
+    if (read_all(g_fd, blob, n)) {
+      free(blob);
+      return -1;
+    }
+    rrto_replay_install(blob, n);
+  }
+  if (g_mode != RRTO_MODE_REPLAY && rrto_replay_active()) rrto_replay_drop();
+  return 0;
 }
 
 static void mark_dead(int err, const char *why) {
@@ -113,6 +127,7 @@ static void mark_dead(int err, const char *why) {
   g_fd = -1;
   g_dead = 1;
   g_dead_err = err;
+  rrto_replay_drop();
   rrto_log("%s; CUDA calls now fail with error %d. Check the rrto client node's log.", why,
            err);
 }
@@ -165,8 +180,9 @@ static int ensure_connected(void) {
   return 0;
 }
 
-static int call_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
-                       const void *data, size_t len, struct rrto_reply *rep) {
+int rrto_xfer_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
+                     const void *data, size_t len, struct rrto_reply *rep) {
+  struct rrto_reply scratch = {0};
   int err = ensure_connected();
   if (err) return err;
   if (send_req(op, flags, args, nargs, data, len)) {
@@ -174,11 +190,20 @@ static int call_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32
     return g_dead_err;
   }
   if (flags & RRTO_F_NOREPLY) return 0;
-  if (recv_rep(rep)) {
+  if (recv_rep(rep ? rep : &scratch)) {
     mark_dead(cudaErrorDevicesUnavailable, "lost the connection to the rrto client node");
     return g_dead_err;
   }
-  return rep->err;
+  return (rep ? rep : &scratch)->err;
+}
+
+/* A forwarded call: matched against the replay table when one is installed, else sent. */
+static int call_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
+                       const void *data, size_t len, struct rrto_reply *rep) {
+  int err = ensure_connected();
+  if (err) return err;
+  if (rrto_replay_handle(op, args, nargs, data, len, rep, &err)) return err;
+  return rrto_xfer_locked(op, flags, args, nargs, data, len, rep);
 }
 
 int rrto_call(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data,

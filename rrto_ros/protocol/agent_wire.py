@@ -12,6 +12,7 @@ MAGIC = 0x4F545252
 PROTO_VERSION = 1
 F_NOREPLY = 1
 R_MESSAGE = 1
+R_TABLE = 2          # a replay table (uint32 length + bytes) follows the reply's data
 MAX_ARGS = 16
 CHUNK = 64 << 20
 
@@ -19,6 +20,12 @@ REQ = struct.Struct('<IHHII')      # magic, op, flags, nargs, len
 REP = struct.Struct('<IiIIII')     # magic, err, nres, len, mode, flags
 
 MODE_IDS = {'rpc': 0, 'pipelined': 1, 'replay': 2}
+
+
+def read_table(sock: socket.socket) -> bytes:
+    """The replay table after a reply flagged R_TABLE (tests standing in for the interposer)."""
+    n, = struct.unpack('<I', recv_exact(sock, 4))
+    return bytes(recv_exact(sock, n))
 
 
 class WireError(Exception):
@@ -67,14 +74,18 @@ def encode_request(op: int, args: Sequence[int], data: bytes = b'', flags: int =
 
 
 def send_reply(sock: socket.socket, err: int, res: Sequence[int] = (), data: bytes = b'',
-               mode: int = 0, message: bool = False) -> None:
-    head = REP.pack(MAGIC, err, len(res), len(data), mode, R_MESSAGE if message else 0) + \
+               mode: int = 0, message: bool = False, table: bytes | None = None) -> None:
+    """Answer one request; ``table`` (b'' withdraws the current one) rides along."""
+    flags = (R_MESSAGE if message else 0) | (R_TABLE if table is not None else 0)
+    head = REP.pack(MAGIC, err, len(res), len(data), mode, flags) + \
         struct.pack(f'<{len(res)}Q', *[r & 0xFFFFFFFFFFFFFFFF for r in res])
-    if len(data) < 65536:
-        sock.sendall(head + bytes(data))
+    tail = b'' if table is None else struct.pack('<I', len(table)) + table
+    if len(data) + len(tail) < 65536:
+        sock.sendall(head + bytes(data) + tail)
     else:
         sock.sendall(head)
         sock.sendall(data)
+        sock.sendall(tail)
 
 
 def read_reply(sock: socket.socket) -> Tuple[int, Tuple[int, ...], bytes, int, int]:

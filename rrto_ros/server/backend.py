@@ -110,6 +110,23 @@ class Backend(abc.ABC):
     def launch(self, function: int, grid: Tuple[int, int, int], block: Tuple[int, int, int],
                shared_mem: int, stream: int, params: memoryview) -> None: ...
 
+    # CUDA graphs: the replayer captures runs of launches once and relaunches them.
+    supports_graphs = False
+
+    def capture_begin(self) -> None:
+        """Until capture_end, stream work is recorded into a graph instead of running."""
+        raise NotImplementedError
+
+    def capture_end(self) -> object:
+        """Stop capturing; return an executable graph."""
+        raise NotImplementedError
+
+    def capture_abort(self) -> None:
+        raise NotImplementedError
+
+    def graph_launch(self, graph: object, stream: int) -> None:
+        raise NotImplementedError
+
     @abc.abstractmethod
     def reset(self) -> None:
         """cudaDeviceReset: free everything the session holds, keep the session."""

@@ -58,9 +58,15 @@ class CudaBackend(Backend):
         self.events: Dict[int, cu.CUevent] = {}
         self.functions: Dict[int, cu.CUfunction] = {}
         self.modules: List[cu.CUmodule] = []
+        self.graphs: List[tuple] = []
+        self._capture_stream = _check(cu.cuStreamCreate(
+            cu.CUstream_flags.CU_STREAM_NON_BLOCKING), 'cuStreamCreate')
+        self._capturing = False
 
     # ----------------------------------------------------------- helpers
     def _stream(self, handle: int) -> cu.CUstream:
+        if self._capturing:   # everything captured goes to the private capture stream
+            return self._capture_stream
         if handle in (0, 1, 2):   # default, cudaStreamLegacy, cudaStreamPerThread
             return cu.CUstream(handle)
         s = self.streams.get(handle)
@@ -127,7 +133,7 @@ class CudaBackend(Backend):
         return bytes(out)
 
     def memcpy_dtod(self, dst: int, src: int, count: int, stream: int, is_async: bool) -> None:
-        if is_async:
+        if is_async or self._capturing:
             _check(cu.cuMemcpyDtoDAsync(dst, src, count, self._stream(stream)),
                    'cuMemcpyDtoDAsync')
         else:
@@ -232,6 +238,32 @@ class CudaBackend(Backend):
         _check(cu.cuLaunchKernel(f, *grid, *block, shared_mem, self._stream(stream), 0,
                                  extra_addr), 'cuLaunchKernel')
 
+    # ----------------------------------------------------------- graphs
+    supports_graphs = True
+
+    def capture_begin(self) -> None:
+        _check(cu.cuStreamBeginCapture(
+            self._capture_stream, cu.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
+            'cuStreamBeginCapture')
+        self._capturing = True
+
+    def capture_end(self) -> object:
+        self._capturing = False
+        graph = _check(cu.cuStreamEndCapture(self._capture_stream), 'cuStreamEndCapture')
+        exe = _check(cu.cuGraphInstantiate(graph, 0), 'cuGraphInstantiate')
+        self.graphs.append((graph, exe))
+        return exe
+
+    def capture_abort(self) -> None:
+        if self._capturing:
+            self._capturing = False
+            r = cu.cuStreamEndCapture(self._capture_stream)
+            if r[0] == OK and r[1] is not None:
+                cu.cuGraphDestroy(r[1])
+
+    def graph_launch(self, graph: object, stream: int) -> None:
+        _check(cu.cuGraphLaunch(graph, self._stream(stream)), 'cuGraphLaunch')
+
     # ----------------------------------------------------------- teardown
     def reset(self) -> None:
         """cudaDeviceReset: drop allocations, streams and events; loaded modules stay, so
@@ -248,6 +280,10 @@ class CudaBackend(Backend):
         self.allocs.clear()
 
     def close(self) -> None:
+        for graph, exe in self.graphs:
+            cu.cuGraphExecDestroy(exe)
+            cu.cuGraphDestroy(graph)
+        self.graphs.clear()
         if self.ctx is not None:
             cu.cuCtxDestroy(self.ctx)
             self.ctx = None

@@ -16,6 +16,7 @@ from rrto_ros.protocol.messages import frame_bytes, Reply, Request
 from rrto_ros.protocol.ops import Op
 from rrto_ros.server.backend import Backend, CudaError
 from rrto_ros.server.module_cache import ModuleCache
+from rrto_ros.server.replay import payload_of, ServerReplay
 
 log = logging.getLogger(__name__)
 NEED_DATA = 'need_data'   # reply key: the server lacks this module, send its bytes
@@ -67,7 +68,9 @@ class ServerSession:
             Op.DEVICE_RESET: self._reset,
             Op.MODULE_LOAD: self._module_load, Op.FUNC_GET: self._func_get,
             Op.VAR_GET: self._var_get, Op.LAUNCH: self._launch,
+            Op.REPLAY_LOAD: self._replay_load, Op.REPLAY_RUN: self._replay_run,
         }
+        self.replay = ServerReplay(self._run_template_entry, lambda: self.backend)
         self._thread.start()
 
     # ----------------------------------------------------------- plumbing
@@ -212,6 +215,21 @@ class ServerSession:
     def _var_get(self, req: Request) -> Tuple[list, list]:
         name = bytes(frame_bytes(req.frames[0])).decode()
         return [self.backend.var_get(self._module(req.args[0]), name, req.args[1])], []
+
+    def _replay_load(self, req: Request) -> Tuple[list, list]:
+        seq_id, start = req.args[:2]
+        self.replay.load(seq_id, start, bytes(frame_bytes(req.frames[0])))
+        return [], []
+
+    def _replay_run(self, req: Request) -> tuple:
+        seq_id, start, end = req.args[:3]
+        return self.replay.run(seq_id, start, end, payload_of(req))
+
+    def _run_template_entry(self, req: Request) -> tuple:
+        handler = self._handlers.get(req.op)
+        if handler is None or req.op in (Op.REPLAY_LOAD, Op.REPLAY_RUN):
+            raise CudaError(ops.CUDA_ERROR_NOT_SUPPORTED, f'{_op_name(req.op)} cannot be replayed')
+        return handler(req)
 
     def _launch(self, req: Request) -> Tuple[list, list]:
         fn, gx, gy, gz, bx, by, bz, shmem, stream = req.args[:9]

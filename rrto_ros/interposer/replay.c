@@ -1,0 +1,199 @@
+/* Replay: matching the app's calls against the recorded inference sequence (IOS).
+ *
+ * The client node pushes a compiled table (rrto_ros/client/replay_table.py writes it) in a
+ * reply. While it is installed and the session's mode is `replay`, every forwarded call is
+ * compared with the next entry of the table:
+ *   LOCAL  entries (launches, memsets, syncs, event records...) return the recorded result
+ *          at once; they are validated, and the server runs them once the frontier passes.
+ *   INPUT  entries (copies to the device) send their payload with the frontier, no wait.
+ *   BLOCK  entries (results the app needs: copies to the host, queries, allocations) send
+ *          the frontier and wait for the server's real answer.
+ * The frontier (REPLAY_RUN seq, from, to) asks the server to run table entries [from, to),
+ * all of which the app has really called: nothing runs that the app did not ask for. The
+ * first call that does not match flushes the validated prefix, reports REPLAY_DIVERGE and
+ * drops the table; that call and all after it are forwarded as usual. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "rrto.h"
+
+#define TABLE_MAGIC 0x4c425452u   /* "RTBL" */
+#define FRONTIER_BATCH 16u        /* validated entries sent at least this often */
+
+enum { KIND_LOCAL = 0, KIND_INPUT = 1, KIND_BLOCK = 2 };
+
+struct entry {
+  uint16_t op;
+  uint8_t kind;
+  uint32_t nargs, key_len, var_len, nres;
+  int32_t err;
+  const uint64_t *args, *res;
+  const unsigned char *key;
+};
+
+struct seq {
+  uint32_t id, n;
+  struct entry *e;
+};
+
+static struct {
+  void *blob;
+  uint32_t nseq;
+  struct seq *seqs;
+  int cur;            /* sequence being replayed, -1 at an inference boundary */
+  uint32_t pos;       /* next entry the app must call */
+  uint32_t flushed;   /* entries [0, flushed) were sent to the server */
+  unsigned long matched, divergences;
+} R = {.cur = -1};
+
+int rrto_replay_active(void) { return R.blob != NULL; }
+
+void rrto_replay_drop(void) {
+  if (R.seqs)
+    for (uint32_t i = 0; i < R.nseq; i++) free(R.seqs[i].e);
+  free(R.seqs);
+  free(R.blob);
+  R.blob = NULL;
+  R.seqs = NULL;
+  R.nseq = 0;
+  R.cur = -1;
+}
+
+static int parse(const unsigned char *p, size_t len, uint32_t *start_seq, uint32_t *start_pos) {
+  const unsigned char *end = p + len;
+#define TAKE(dst, n)                        \
+  do {                                      \
+    if ((size_t)(end - p) < (size_t)(n)) return -1; \
+    memcpy((dst), p, (n));                  \
+    p += (n);                               \
+  } while (0)
+  uint32_t magic, nseq;
+  TAKE(&magic, 4);
+  TAKE(&nseq, 4);
+  TAKE(start_seq, 4);
+  TAKE(start_pos, 4);
+  if (magic != TABLE_MAGIC || nseq == 0 || nseq > 64) return -1;
+  R.seqs = calloc(nseq, sizeof *R.seqs);
+  R.nseq = nseq;
+  for (uint32_t s = 0; s < nseq; s++) {
+    struct seq *q = &R.seqs[s];
+    TAKE(&q->id, 4);
+    TAKE(&q->n, 4);
+    if (q->n == 0 || q->n > (1u << 24)) return -1;
+    q->e = calloc(q->n, sizeof *q->e);
+    for (uint32_t i = 0; i < q->n; i++) {
+      struct entry *e = &q->e[i];
+      uint8_t pad;
+      TAKE(&e->op, 2);
+      TAKE(&e->kind, 1);
+      TAKE(&pad, 1);
+      TAKE(&e->nargs, 4);
+      TAKE(&e->key_len, 4);
+      TAKE(&e->var_len, 4);
+      TAKE(&e->nres, 4);
+      TAKE(&e->err, 4);
+      if (e->nargs > RRTO_MAX_ARGS || e->nres > RRTO_MAX_ARGS || e->kind > KIND_BLOCK)
+        return -1;
+      size_t need = 8 * (size_t)(e->nargs + e->nres) + ((e->key_len + 7u) & ~7u);
+      if ((size_t)(end - p) < need) return -1;
+      e->args = (const uint64_t *)p;
+      e->res = e->args + e->nargs;
+      e->key = (const unsigned char *)(e->res + e->nres);
+      p += need;
+    }
+  }
+  return p == end ? 0 : -1;
+#undef TAKE
+}
+
+void rrto_replay_install(void *blob, size_t len) {
+  rrto_replay_drop();
+  if (len == 0) {   /* the client node withdrew the table (e.g. "record again") */
+    free(blob);
+    return;
+  }
+  R.blob = blob;   /* entries point into it: 8-byte fields are 8-byte aligned */
+  uint32_t start_seq = 0, start_pos = 0;
+  if (parse(blob, len, &start_seq, &start_pos) || start_seq >= R.nseq ||
+      start_pos > R.seqs[start_seq].n) {
+    rrto_log("ignoring a malformed replay table from the client node (%zu bytes); calls "
+             "keep being forwarded", len);
+    rrto_replay_drop();
+    return;
+  }
+  R.cur = (int)start_seq;
+  R.pos = R.flushed = start_pos;
+}
+
+static int matches(const struct entry *e, uint16_t op, const uint64_t *args, uint32_t nargs,
+                   const void *data, size_t len) {
+  if (e->op != op || e->nargs != nargs || memcmp(e->args, args, 8 * (size_t)nargs)) return 0;
+  if (e->kind == KIND_INPUT) return e->var_len == len;
+  return e->key_len == len && (len == 0 || memcmp(e->key, data, len) == 0);
+}
+
+/* Runs entries [R.flushed, to) of the current sequence on the server. */
+static int flush(uint32_t to, int wait, const void *data, size_t len, struct rrto_reply *rep) {
+  uint64_t args[3] = {R.seqs[R.cur].id, R.flushed, to};
+  R.flushed = to;
+  return rrto_xfer_locked(RRTO_OP_REPLAY_RUN, wait ? 0 : RRTO_F_NOREPLY, args, 3, data, len,
+                          rep);
+}
+
+static void diverge(void) {
+  if (R.cur >= 0) {
+    if (R.flushed < R.pos) flush(R.pos, 0, NULL, 0, NULL);
+    uint64_t args[2] = {R.seqs[R.cur].id, R.pos};
+    rrto_xfer_locked(RRTO_OP_REPLAY_DIVERGE, RRTO_F_NOREPLY, args, 2, NULL, 0, NULL);
+  } else {
+    uint64_t args[2] = {~0ull, 0};
+    rrto_xfer_locked(RRTO_OP_REPLAY_DIVERGE, RRTO_F_NOREPLY, args, 2, NULL, 0, NULL);
+  }
+  R.divergences++;
+  rrto_replay_drop();
+}
+
+int rrto_replay_handle(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data,
+                       size_t len, struct rrto_reply *rep, int *err) {
+  if (!R.blob) return 0;
+  if (R.cur >= 0 && R.pos == R.seqs[R.cur].n) {   /* the inference ended: wrap around */
+    if (R.flushed < R.pos) flush(R.pos, 0, NULL, 0, NULL);
+    R.cur = -1;
+  }
+  if (R.cur < 0) {   /* a boundary: the next inference may follow any recorded sequence */
+    for (uint32_t s = 0; s < R.nseq; s++)
+      if (matches(&R.seqs[s].e[0], op, args, nargs, data, len)) {
+        R.cur = (int)s;
+        break;
+      }
+    R.pos = R.flushed = 0;
+    if (R.cur < 0) {
+      diverge();
+      return 0;
+    }
+  }
+  const struct entry *e = &R.seqs[R.cur].e[R.pos];
+  if (!matches(e, op, args, nargs, data, len)) {
+    diverge();
+    return 0;
+  }
+  R.pos++;
+  R.matched++;
+  switch (e->kind) {
+    case KIND_LOCAL:
+      rep->nres = e->nres;
+      memcpy(rep->res, e->res, 8 * (size_t)e->nres);
+      rep->out_len = 0;
+      *err = e->err;
+      if (R.pos - R.flushed >= FRONTIER_BATCH) flush(R.pos, 0, NULL, 0, NULL);
+      return 1;
+    case KIND_INPUT:
+      *err = flush(R.pos, 0, data, len, NULL);
+      if (!*err) *err = e->err;
+      return 1;
+    default:
+      *err = flush(R.pos, 1, NULL, 0, rep);
+      return 1;
+  }
+}

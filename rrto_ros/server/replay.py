@@ -1,0 +1,150 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""Server side of replay: the recorded sequences of one session, run range by range as the
+app's interposer validates them (REPLAY_RUN seq, from, to).
+
+The server keeps a cursor per sequence and refuses a range that does not continue where the
+last one ended: the interposer and the server can never disagree about what has run.
+
+Speed: where a range holds a run of two or more launches (memsets, device-to-device copies)
+on one stream, the first replay captures the run into a CUDA graph and later replays launch
+that graph: one driver call instead of one Python round of work per kernel. The ranges are
+the same every inference (the interposer cuts them at fixed entries), so graphs are reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+import msgpack
+
+from rrto_ros.protocol import ops
+from rrto_ros.protocol.messages import frame_bytes, Request
+from rrto_ros.protocol.ops import Op
+from rrto_ros.server.backend import Backend, CudaError
+
+log = logging.getLogger(__name__)
+Execute = Callable[[Request], tuple]
+
+
+CAPTURABLE = {Op.LAUNCH: 8, Op.MEMSET: 3, Op.MEMCPY_DTOD: 3}   # op -> index of its stream
+
+
+@dataclass
+class Template:
+    requests: List[Request]
+    cursor: int = 0
+    runs: int = 0            # completed passes through the sequence
+    pass_s: float = 0.0      # server time spent on the current pass
+    pass_times_s: List[float] = field(default_factory=list)
+
+
+class ServerReplay:
+    def __init__(self, execute: Execute, backend: Callable[[], Optional[Backend]] = lambda: None
+                 ) -> None:
+        self._execute = execute
+        self._backend = backend
+        self.templates: Dict[int, Template] = {}
+        self._graphs: Dict[Tuple[int, int, int], object] = {}   # (seq, from, to) -> graph
+        self._no_graph: set = set()
+        self.graph_launches = 0
+
+    def load(self, seq_id: int, start: int, blob: bytes) -> None:
+        try:
+            rows = msgpack.unpackb(blob, raw=False)
+            requests = [Request(b'', 0, Op(op), list(args), [key] if key else [])
+                        for op, args, key in rows]
+        except (ValueError, TypeError, msgpack.UnpackException) as e:
+            raise ValueError(f'malformed replay sequence {seq_id}: {e}') from None
+        if not requests or not 0 <= start <= len(requests):
+            raise ValueError(f'replay sequence {seq_id}: start {start} outside 0..{len(requests)}')
+        self.templates[seq_id] = Template(requests, start)
+
+    def run(self, seq_id: int, start: int, end: int, payload: Optional[memoryview]) -> tuple:
+        """Run entries [start, end); returns the last entry's (results, frames)."""
+        t = self.templates.get(seq_id)
+        if t is None:
+            raise CudaError(ops.CUDA_ERROR_INVALID_VALUE, f'no replay sequence {seq_id}')
+        n = len(t.requests)
+        if start == 0 and t.cursor == n:       # the next inference
+            t.cursor = 0
+            t.runs += 1
+            t.pass_times_s.append(t.pass_s)
+            del t.pass_times_s[:-1000]
+            t.pass_s = 0.0
+        if start != t.cursor or not start < end <= n:
+            raise CudaError(ops.CUDA_ERROR_INVALID_VALUE,
+                            f'replay of sequence {seq_id} out of step: asked [{start}, {end}) '
+                            f'at position {t.cursor} of {n}')
+        t0 = time.perf_counter()
+        out: tuple = ([], [])
+        i = start
+        try:
+            while i < end:
+                j = self._capturable_run(t.requests, i, end)
+                if j - i >= 2 and self._run_graph(seq_id, t, i, j):
+                    i = j
+                    continue
+                req = t.requests[i]
+                if req.op == Op.MEMCPY_HTOD:
+                    if i != end - 1 or payload is None:
+                        raise CudaError(ops.CUDA_ERROR_INVALID_VALUE,
+                                        f'replay entry {i} copies input but carries no data')
+                    req = Request(b'', 0, req.op, req.args, [payload])
+                t.cursor = i + 1     # what has run, even if this entry fails
+                out = self._execute(req)
+                i += 1
+        finally:
+            t.pass_s += time.perf_counter() - t0
+        return out
+
+    @staticmethod
+    def _capturable_run(requests: List[Request], i: int, end: int) -> int:
+        """End of the run of capturable entries on one stream that starts at i."""
+        first = requests[i]
+        if first.op not in CAPTURABLE:
+            return i
+        stream = first.args[CAPTURABLE[first.op]]
+        j = i
+        while j < end and requests[j].op in CAPTURABLE and \
+                requests[j].args[CAPTURABLE[requests[j].op]] == stream:
+            j += 1
+        return j
+
+    def _run_graph(self, seq_id: int, t: Template, i: int, j: int) -> bool:
+        """Run entries [i, j) as one CUDA graph; False when graphs cannot serve them."""
+        backend = self._backend()
+        key = (seq_id, i, j)
+        if backend is None or not backend.supports_graphs or key in self._no_graph:
+            return False
+        stream = t.requests[i].args[CAPTURABLE[t.requests[i].op]]
+        graph = self._graphs.get(key)
+        if graph is None:
+            try:
+                backend.capture_begin()
+                for req in t.requests[i:j]:
+                    self._execute(req)
+                graph = backend.capture_end()
+            except CudaError as e:
+                backend.capture_abort()
+                log.info('replay: entries [%d, %d) of sequence %d run without a graph: %s',
+                         i, j, seq_id, e)
+                self._no_graph.add(key)
+                return False
+            self._graphs[key] = graph
+        backend.graph_launch(graph, stream)
+        t.cursor = j
+        self.graph_launches += 1
+        return True
+
+
+def encode_template(calls) -> bytes:
+    """What the client sends with REPLAY_LOAD: [op, args, key data] per recorded call."""
+    return msgpack.packb([[int(Op[c.op]), list(c.args), bytes(c.key_data)] for c in calls],
+                         use_bin_type=True)
+
+
+def payload_of(req: Request) -> Optional[memoryview]:
+    return frame_bytes(req.frames[0]) if req.frames else None

@@ -1,0 +1,70 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""Record/replay end to end: the CNN demo program, unmodified, under the interposer in mode
+``replay`` (emu here; ``--backend cuda`` on a GPU machine)."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+
+import pytest
+
+from rrto_ros.stack import LocalStack
+
+N = 200
+WINDOW = 3
+
+
+@pytest.fixture(scope='module')
+def reference(examples_dir, backend) -> str:
+    """The program's output when every call is forwarded (pipelined), or native on a GPU."""
+    exe = str(examples_dir / 'cnn_infer')
+    if backend == 'cuda':
+        r = subprocess.run([exe, str(N)], capture_output=True, text=True, timeout=300)
+    else:
+        with LocalStack('emu', 'pipelined') as stack:
+            r = stack.run([exe, str(N)], timeout=600)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def run_replay(examples_dir, backend, *args: str, window: int = WINDOW):
+    with LocalStack(backend, 'replay') as stack:
+        stack.client.set_record_window(window)
+        r = stack.run([str(examples_dir / 'cnn_infer'), *args], timeout=600)
+        return r, stack.last_session()
+
+
+def test_replay_enters_quickly_and_costs_one_round_trip(examples_dir, backend, reference):
+    r, s = run_replay(examples_dir, backend, str(N))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == reference                      # every output identical
+    assert s['divergences'] == 0
+    assert 0 <= s['replay_started_at'] <= WINDOW + 1  # replaying within window+1 inferences
+    steady = s['round_trips_per_inference'][WINDOW + 3:]
+    assert len(steady) > 100
+    assert max(steady) == 1 and statistics.median(steady) == 1   # the output copy, only
+    assert s['departures'] == 1      # the program's clean-up after its last inference
+
+
+def test_forced_divergence_midway_recovers(examples_dir, backend, reference):
+    r, s = run_replay(examples_dir, backend, str(N), '1', '100')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == reference                      # no wrong result around the change
+    assert s['divergences'] == 1
+    after = s['round_trips_per_inference'][100 + WINDOW + 3:]
+    assert after and max(after) == 1                  # back in replay after the change
+
+
+def test_record_window_is_respected(examples_dir, backend):
+    r, s = run_replay(examples_dir, backend, '30', window=10)
+    assert r.returncode == 0, r.stderr
+    assert s['replay_started_at'] >= 10
+
+
+def test_replay_mode_without_repetition_stays_forwarding(examples_dir, backend):
+    """A program that never repeats an inference is never replayed, and still runs."""
+    r, s = run_replay(examples_dir, backend, '2')
+    assert r.returncode == 0, r.stderr
+    assert s['replay_started_at'] == -1 and s['phase'] == 'recording'
+    assert s['divergences'] == 0 and s['departures'] == 0
