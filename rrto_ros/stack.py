@@ -38,7 +38,7 @@ class LocalStack:
     def __init__(self, backend: str = 'emu', mode: str = 'pipelined',
                  cache_dir: Optional[str] = None, server_timeout_s: float = 5.0,
                  connect_timeout_s: float = 3.0, server_process: bool = False,
-                 link: Optional[str] = None) -> None:
+                 link: Optional[str] = None, server_options: Optional[dict] = None) -> None:
         """``link``: a profile of rrto_ros.bench.link (``loopback``, ``edge``, ``cloud``):
         the client then reaches the server through that link emulator, run as its own
         process. None: a direct connection."""
@@ -52,7 +52,8 @@ class LocalStack:
                                 endpoint, '--backend', backend, '--cache-dir', cache_dir or '']
         else:
             self.server = Server(ServerConfig('tcp://127.0.0.1:*', backend,
-                                              module_cache_dir=cache_dir))
+                                              module_cache_dir=cache_dir,
+                                              **(server_options or {})))
             endpoint = self.server.endpoint
         self.endpoint = endpoint
         self.link: Optional[LinkProcess] = None

@@ -38,6 +38,7 @@ class ServerConfig:
     max_sessions: int = 16
     max_message_bytes: int = 1 << 30
     session_timeout_s: float = 30.0
+    replay_graphs: bool = True      # replay runs of launches as CUDA graphs (cuda backend)
 
     def validate(self) -> None:
         if self.backend not in ('cuda', 'emu'):
@@ -139,6 +140,9 @@ class Server:
             sock.close()
             self._local.push = None
         self._forget(session, 'session thread ended')
+        self.stats.per_session[session.sid.hex()] = session.summary()
+        while len(self.stats.per_session) > 100:
+            self.stats.per_session.pop(next(iter(self.stats.per_session)))
 
     def _drain_replies(self) -> None:
         while True:
@@ -208,7 +212,7 @@ class Server:
         cfg = self.config
         session = ServerSession(sid, ident, lambda: make_backend(cfg.backend, cfg.device),
                                 self.cache, self._worker_send,
-                                self._session_ended, label)
+                                self._session_ended, label, cfg.replay_graphs)
         self.sessions[sid] = session
         self.stats.sessions_opened += 1
         log.info('session %s opened for %s', sid.hex()[:8], label)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import statistics
 import struct
 import threading
 import time
@@ -25,7 +26,8 @@ NEED_DATA = 'need_data'   # reply key: the server lacks this module, send its by
 class ServerSession:
     def __init__(self, sid: bytes, ident: bytes, backend_factory: Callable[[], Backend],
                  cache: ModuleCache, send: Callable[[bytes, Reply], None],
-                 on_closed: Callable[['ServerSession'], None], label: str = '') -> None:
+                 on_closed: Callable[['ServerSession'], None], label: str = '',
+                 replay_graphs: bool = True) -> None:
         self.sid = sid
         self.ident = ident
         self.label = label
@@ -70,8 +72,17 @@ class ServerSession:
             Op.VAR_GET: self._var_get, Op.LAUNCH: self._launch,
             Op.REPLAY_LOAD: self._replay_load, Op.REPLAY_RUN: self._replay_run,
         }
-        self.replay = ServerReplay(self._run_template_entry, lambda: self.backend)
+        self.replay = ServerReplay(self._run_template_entry,
+                                   (lambda: self.backend) if replay_graphs else (lambda: None))
         self._thread.start()
+
+    def summary(self) -> dict:
+        """What the session did, kept by the server after it ends."""
+        passes = [x for t in self.replay.templates.values() for x in t.pass_times_s]
+        return {'label': self.label, 'executed': self.executed, 'errors': self.errors,
+                'replay_passes': len(passes),
+                'replay_pass_us_median': statistics.median(passes) * 1e6 if passes else None,
+                'graph_launches': self.replay.graph_launches}
 
     # ----------------------------------------------------------- plumbing
     def submit(self, req: Request) -> None:
