@@ -33,7 +33,8 @@ PROGRAMS = sorted(p.stem for p in (ROOT / 'examples').glob('*.cu'))
 def device_name(backend: str) -> str:
     if backend != 'cuda':
         return f'emu backend on {platform.processor() or platform.machine()}'
-    out = subprocess.run(['nvidia-smi', '--query-gpu=name,driver_version', '--format=csv,noheader'],
+    out = subprocess.run(['nvidia-smi', '--query-gpu=name,driver_version',
+                          '--format=csv,noheader'],
                          capture_output=True, text=True)
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 else 'unknown GPU'
 
@@ -100,8 +101,8 @@ def main() -> int:
            'interposer_to_client_us': round(total - server_hop, 2),
            'client_to_server_us': round(server_hop, 2),
            'note': 'median of cudaDeviceSynchronize timed in the app (rpc mode, loopback, '
-                   'server in its own process); client_to_server is the client node\'s own '
-                   'median request->reply time, the interposer hop is the difference'}
+                   'server in its own process); client_to_server is the client node median '
+                   'request->reply time, the interposer hop is the difference'}
     if a.backend == 'cuda':
         native = subprocess.run([str(exe), str(a.calls)], capture_output=True, text=True)
         nf = native.stdout.split()

@@ -29,7 +29,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rrto_ros.bench import link_check  # noqa: E402
-from rrto_ros.bench.link import LinkProcess, PROFILES  # noqa: E402
+from rrto_ros.bench.link import LinkProcess  # noqa: E402
+from rrto_ros.bench.link import PROFILES
 
 
 def measure(profile: str, echoes: int, transfer_bytes: int, repeats: int) -> Dict:

@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 os.environ['PYTHONPATH'] = os.pathsep.join(
     [str(ROOT)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p])
 
-from rrto_ros.bench import energy, harness  # noqa: E402
+from rrto_ros.bench import energy  # noqa: E402
+from rrto_ros.bench import harness
 
 
 def csv(value: str, known: tuple) -> list:

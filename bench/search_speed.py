@@ -40,8 +40,11 @@ from typing import Callable, List, Tuple
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rrto_ros.record import Call, Recorder  # noqa: E402
-from rrto_ros.record.synth import FakeApp, FakeModel, pack_params  # noqa: E402
+from rrto_ros.record import Call  # noqa: E402
+from rrto_ros.record import Recorder
+from rrto_ros.record.synth import FakeApp  # noqa: E402
+from rrto_ros.record.synth import FakeModel
+from rrto_ros.record.synth import pack_params
 
 
 def build_log(total: int, layers: int) -> Tuple[List[Call], List[Call]]:

@@ -23,9 +23,11 @@ from rrto_ros.bench.link import LinkProcess
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.core import ClientCore
 from rrto_ros.client.launcher import interposed_env
-from rrto_ros.client.uplink import ServerLost, Uplink
+from rrto_ros.client.uplink import ServerLost
+from rrto_ros.client.uplink import Uplink
 from rrto_ros.protocol.messages import PING
-from rrto_ros.server.server import Server, ServerConfig
+from rrto_ros.server.server import Server
+from rrto_ros.server.server import ServerConfig
 
 
 def free_tcp_port() -> int:
@@ -66,13 +68,14 @@ class LocalStack:
                                               connect_timeout_s, server_timeout_s))
 
     def __enter__(self) -> 'LocalStack':
+        if self.link is not None:
+            # First: it needs nothing else up, and a child of its own ends with its parent.
+            self.link.start()
         if self.server is not None:
             self.server.start()
         else:
             self.server_proc = subprocess.Popen(self._server_cmd)
             self._wait_for_server(30.0)
-        if self.link is not None:
-            self.link.start()
         self.client.start()
         return self
 

@@ -11,10 +11,11 @@ import shutil
 
 import numpy as np
 import pytest
+from test_emu_kernels import GPU_OUTPUT
+from test_emu_kernels import lcg_uniform
 
 from rrto_ros.bench import offload
 from rrto_ros.bench.link import LinkProcess
-from test_emu_kernels import GPU_OUTPUT, lcg_uniform
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

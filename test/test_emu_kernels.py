@@ -26,11 +26,12 @@ import numpy as np
 import pytest
 
 from conftest import EXAMPLES
-
 from rrto_ros.server import emu_kernels
-from rrto_ros.server.emu_kernel import EmuLaunch, REGISTRY
+from rrto_ros.server.emu_kernel import EmuLaunch
+from rrto_ros.server.emu_kernel import REGISTRY
 from rrto_ros.server.emu_kernels import EmuKernelError
-from rrto_ros.server.emu_memory import EmuFault, EmuMemory
+from rrto_ros.server.emu_memory import EmuFault
+from rrto_ros.server.emu_memory import EmuMemory
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROGRAMS = EXAMPLES

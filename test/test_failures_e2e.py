@@ -7,10 +7,11 @@ import subprocess
 import sys
 import time
 
-from rrto_ros.stack import free_tcp_port, LocalStack
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.core import ClientCore
 from rrto_ros.client.launcher import interposed_env
+from rrto_ros.stack import free_tcp_port
+from rrto_ros.stack import LocalStack
 
 
 def test_no_server_first_call_fails_with_one_line(interposer, examples_dir, tmp_path):

@@ -8,6 +8,7 @@ import subprocess
 from typing import Dict
 
 from fake_agent import FakeAgent
+
 from rrto_ros.protocol import agent_wire as wire
 from rrto_ros.protocol.ops import Op
 

@@ -12,8 +12,11 @@ import time
 import pytest
 
 from rrto_ros.bench import link_check
-from rrto_ros.bench.link import (LinkEmulator, LinkProcess, LinkProfile, parse_target,
-                                 PROFILES)
+from rrto_ros.bench.link import LinkEmulator
+from rrto_ros.bench.link import LinkProcess
+from rrto_ros.bench.link import LinkProfile
+from rrto_ros.bench.link import parse_target
+from rrto_ros.bench.link import PROFILES
 
 
 @pytest.fixture

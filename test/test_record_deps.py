@@ -7,7 +7,8 @@ import struct
 
 from rrto_ros.record.calls import Call
 from rrto_ros.record.deps import DepGraph
-from rrto_ros.record.synth import FakeApp, pack_params
+from rrto_ros.record.synth import FakeApp
+from rrto_ros.record.synth import pack_params
 
 A, B, C = 0x7000_0000, 0x7100_0000, 0x7200_0000
 

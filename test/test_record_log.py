@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from rrto_ros.protocol.ops import Op
-from rrto_ros.record.calls import Call, KeyInterner
+from rrto_ros.record.calls import Call
+from rrto_ros.record.calls import KeyInterner
 from rrto_ros.record.oplog import OpLog
 
 

@@ -9,8 +9,12 @@ from typing import List
 import pytest
 
 from rrto_ros.record.calls import Call
-from rrto_ros.record.search import Recorder, Sequence, TIER_INPUT
-from rrto_ros.record.synth import FakeApp, FakeModel, pack_params
+from rrto_ros.record.search import Recorder
+from rrto_ros.record.search import Sequence
+from rrto_ros.record.search import TIER_INPUT
+from rrto_ros.record.synth import FakeApp
+from rrto_ros.record.synth import FakeModel
+from rrto_ros.record.synth import pack_params
 
 
 def feed(rec: Recorder, app: FakeApp) -> None:
@@ -538,6 +542,7 @@ def test_random_models(seed):
 
 def test_prefix_hash_agrees_with_exact_comparison():
     import numpy as np
+
     from rrto_ros.record.search import _PrefixHash
     rnd = np.random.default_rng(3)
     ph = _PrefixHash()

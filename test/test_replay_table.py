@@ -3,18 +3,23 @@
 
 from __future__ import annotations
 
-import struct
 from collections import namedtuple
+import struct
 
 import pytest
 
-from rrto_ros.client.replay_table import (compile_table, entries, KIND_BLOCK, KIND_INPUT,
-                                          KIND_LOCAL, TABLE_MAGIC)
+from rrto_ros.client.replay_table import compile_table
+from rrto_ros.client.replay_table import entries
+from rrto_ros.client.replay_table import KIND_BLOCK
+from rrto_ros.client.replay_table import KIND_INPUT
+from rrto_ros.client.replay_table import KIND_LOCAL
+from rrto_ros.client.replay_table import TABLE_MAGIC
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.messages import Request
 from rrto_ros.protocol.ops import Op
 from rrto_ros.server.backend import CudaError
-from rrto_ros.server.replay import encode_template, ServerReplay
+from rrto_ros.server.replay import encode_template
+from rrto_ros.server.replay import ServerReplay
 
 C = namedtuple('C', 'op args key_data var_len result err')
 

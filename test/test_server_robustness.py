@@ -7,11 +7,14 @@ import msgpack
 import pytest
 import zmq
 
-from rrto_ros.client.uplink import ServerLost, Uplink
+from rrto_ros.client.uplink import ServerLost
+from rrto_ros.client.uplink import Uplink
 from rrto_ros.protocol import ops
-from rrto_ros.protocol.messages import decode_reply, PROTOCOL_VERSION
+from rrto_ros.protocol.messages import decode_reply
+from rrto_ros.protocol.messages import PROTOCOL_VERSION
 from rrto_ros.protocol.ops import Op
-from rrto_ros.server.server import Server, ServerConfig
+from rrto_ros.server.server import Server
+from rrto_ros.server.server import ServerConfig
 
 
 @pytest.fixture

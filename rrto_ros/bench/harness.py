@@ -29,8 +29,10 @@ import time
 import traceback
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from rrto_ros.bench import energy, offload
-from rrto_ros.bench.link import LinkProcess, PROFILES
+from rrto_ros.bench import energy
+from rrto_ros.bench import offload
+from rrto_ros.bench.link import LinkProcess
+from rrto_ros.bench.link import PROFILES
 
 MODES = ('local', 'rpc', 'pipelined', 'replay', 'offload')
 INTERPOSED = ('rpc', 'pipelined', 'replay')
@@ -185,7 +187,7 @@ class Bench:
             row['error'] = f'program exited with {r.returncode}: ' + r.stderr[-1500:]
 
     def _interposed(self, row: Dict, mode: str, link: str) -> None:
-        from rrto_ros.stack import LocalStack   # imports the client and server cores
+        from rrto_ros.stack import LocalStack  # imports the client and server cores
         n, w = self.cfg.inferences, self.cfg.warmup
         trace_w = os.path.join(self._tmp.name, f'{mode}-{link}-w.tsv')
         trace_n = os.path.join(self._tmp.name, f'{mode}-{link}-n.tsv')

@@ -28,7 +28,8 @@ from __future__ import annotations
 import argparse
 import collections
 import ctypes
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 import json
 import select
 import socket

@@ -22,8 +22,8 @@ def _value(rows: Sequence[Dict], mode: str, link: str, key: str) -> Optional[flo
 def plot_modes(result: Dict, path: pathlib.Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+    import matplotlib.pyplot as plt
 
     rows: List[Dict] = result['results']
     modes = list(dict.fromkeys(r['mode'] for r in rows))

@@ -10,7 +10,8 @@ import sys
 import threading
 from typing import List, Optional
 
-from rrto_ros.client.config import ClientConfig, MODES
+from rrto_ros.client.config import ClientConfig
+from rrto_ros.client.config import MODES
 from rrto_ros.client.core import ClientCore
 
 

@@ -9,7 +9,10 @@ import signal
 import sys
 from typing import List, Optional
 
-from rrto_ros.server.server import default_backend, default_cache_dir, Server, ServerConfig
+from rrto_ros.server.server import default_backend
+from rrto_ros.server.server import default_cache_dir
+from rrto_ros.server.server import Server
+from rrto_ros.server.server import ServerConfig
 
 
 def main(argv: Optional[List[str]] = None) -> int:

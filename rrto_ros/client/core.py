@@ -13,7 +13,9 @@ from typing import Dict, List, Optional
 
 import zmq
 
-from rrto_ros.client.config import check_mode, check_record_window, ClientConfig
+from rrto_ros.client.config import check_mode
+from rrto_ros.client.config import check_record_window
+from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.session import ClientSession
 
 log = logging.getLogger(__name__)

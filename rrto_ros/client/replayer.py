@@ -8,13 +8,15 @@ replay, no trusted sequence yet, or after a divergence) and ``replaying``.
 
 from __future__ import annotations
 
+from collections import deque
 import itertools
 import logging
 import time
-from collections import deque
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
-from rrto_ros.client.replay_table import (compile_table, INPUT_OPS, VARIABLE_RESULT_OPS)
+from rrto_ros.client.replay_table import compile_table
+from rrto_ros.client.replay_table import INPUT_OPS
+from rrto_ros.client.replay_table import VARIABLE_RESULT_OPS
 from rrto_ros.protocol.ops import Op
 from rrto_ros.record.calls import Call
 from rrto_ros.record.search import Recorder

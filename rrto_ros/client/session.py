@@ -4,22 +4,24 @@ local socket and forwards them to the server, waiting only where the app needs a
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from dataclasses import dataclass
 import hashlib
 import logging
 import socket
 import statistics
 import time
-from dataclasses import asdict, dataclass
 from typing import Callable, Dict, Optional
 
 import zmq
 
+from rrto_ros.client.config import ClientConfig
+from rrto_ros.client.replayer import ClientReplay
+from rrto_ros.client.uplink import ServerLost
+from rrto_ros.client.uplink import Uplink
 from rrto_ros.protocol import agent_wire as wire
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.ops import Op
-from rrto_ros.client.config import ClientConfig
-from rrto_ros.client.replayer import ClientReplay
-from rrto_ros.client.uplink import ServerLost, Uplink
 from rrto_ros.server.replay import encode_template
 
 log = logging.getLogger(__name__)
@@ -190,7 +192,7 @@ class ClientSession:
         self.stats.app = req.data.decode(errors='replace').rsplit('/', 1)[-1]
         if version != wire.PROTO_VERSION:
             return self._reply(ops.CUDA_ERROR_NO_DEVICE, message=(
-                f'interposer protocol {version} does not match the client node\'s '
+                f'interposer protocol {version} does not match the client node protocol '
                 f'{wire.PROTO_VERSION}: use librrto_cuda.so from the same rrto_ros install'))
         try:
             reply = self.uplink.call(Op.HELLO, [pid], timeout_s=self.config.connect_timeout_s,
@@ -199,7 +201,7 @@ class ClientSession:
             msg = (f'cannot reach the rrto server at {self.config.server_endpoint} (no answer in '
                    f'{self.config.connect_timeout_s:.1f} s). Start it on the edge GPU with '
                    '`ros2 launch rrto_ros edge.launch.py` or `rrto-server --bind '
-                   'tcp://*:5555`, and check the client\'s server_endpoint setting. '
+                   'tcp://*:5555`, and check the server_endpoint setting of the client. '
                    'CUDA calls fail with cudaErrorNoDevice.')
             log.error('session %s: %s', self.label, msg)
             self.lost = msg

@@ -8,15 +8,21 @@ CUDA reports errors of asynchronous work at the next synchronising call.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from dataclasses import field
 import time
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 import zmq
 
 from rrto_ros.protocol import ops
-from rrto_ros.protocol.messages import (decode_reply, encode_request, PING, ProtocolError,
-                                        Reply, Request, total_size)
+from rrto_ros.protocol.messages import decode_reply
+from rrto_ros.protocol.messages import encode_request
+from rrto_ros.protocol.messages import PING
+from rrto_ros.protocol.messages import ProtocolError
+from rrto_ros.protocol.messages import Reply
+from rrto_ros.protocol.messages import Request
+from rrto_ros.protocol.messages import total_size
 
 
 class ServerLost(Exception):

@@ -106,7 +106,8 @@ def generate(include_dir: pathlib.Path, out_dir: pathlib.Path, cc: str = 'gcc') 
             continue
         proto, args = named_params(params)
         if ret == 'cudaError_t':
-            fail = f'  rrto_unsupported(RRTO_ID_{name});\n  return rrto_ret(cudaErrorNotSupported);'
+            fail = (f'  rrto_unsupported(RRTO_ID_{name});\n'
+                    '  return rrto_ret(cudaErrorNotSupported);')
         else:  # pure host helpers (e.g. cudaCreateChannelDesc): the local runtime answers
             fail = (f'  static __typeof__(&{name}) real_;\n'
                     f'  if (!real_) real_ = (__typeof__(&{name}))rrto_real("{name}");\n'

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import socket
 import struct
-from dataclasses import dataclass
 from typing import Sequence, Tuple
 
 MAGIC = 0x4F545252

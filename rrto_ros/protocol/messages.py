@@ -10,7 +10,8 @@ Session-less ops: HELLO (creates a session) and PING (answered by the server's I
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any, Dict, List, Optional, Sequence
 
 import msgpack

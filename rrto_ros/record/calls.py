@@ -14,8 +14,8 @@ work on integer arrays rather than on tuples of bytes.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+import hashlib
 from typing import Dict, FrozenSet, List, Sequence, Tuple
 
 # Op names (as in rrto_ops.def). Kept as plain strings: comparing interned str is as fast

@@ -46,9 +46,16 @@ import bisect
 import struct
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
-from rrto_ros.record.calls import (
-    Call, DEVICE_RESET, FREE, LAUNCH, MALLOC, MEMCPY_DTOD, MEMCPY_DTOH, MEMCPY_HTOD, MEMSET,
-    VAR_GET)
+from rrto_ros.record.calls import Call
+from rrto_ros.record.calls import DEVICE_RESET
+from rrto_ros.record.calls import FREE
+from rrto_ros.record.calls import LAUNCH
+from rrto_ros.record.calls import MALLOC
+from rrto_ros.record.calls import MEMCPY_DTOD
+from rrto_ros.record.calls import MEMCPY_DTOH
+from rrto_ros.record.calls import MEMCPY_HTOD
+from rrto_ros.record.calls import MEMSET
+from rrto_ros.record.calls import VAR_GET
 
 Range = Tuple[int, int]
 _NO_DEPS: Tuple[int, ...] = ()

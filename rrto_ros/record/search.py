@@ -103,13 +103,19 @@ Speed
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from dataclasses import replace
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from rrto_ros.record.calls import (
-    Call, DATA_OPS, DEVICE_WRITE_OPS, KeyInterner, MEMCPY_DTOH, MEMCPY_HTOD, TAIL_OPS)
+from rrto_ros.record.calls import Call
+from rrto_ros.record.calls import DATA_OPS
+from rrto_ros.record.calls import DEVICE_WRITE_OPS
+from rrto_ros.record.calls import KeyInterner
+from rrto_ros.record.calls import MEMCPY_DTOH
+from rrto_ros.record.calls import MEMCPY_HTOD
+from rrto_ros.record.calls import TAIL_OPS
 from rrto_ros.record.deps import DepGraph
 from rrto_ros.record.oplog import OpLog
 

@@ -6,8 +6,9 @@ pointers (also inside by-value structs), and output copies."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from dataclasses import field
 import struct
-from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
 from rrto_ros.record.calls import Call

@@ -13,11 +13,13 @@ from __future__ import annotations
 import ctypes
 from typing import Dict, List, Sequence, Tuple
 
-import numpy as np
 from cuda.bindings import driver as cu
+import numpy as np
 
 from rrto_ros.protocol import ops
-from rrto_ros.server.backend import Backend, CudaError, DeviceInfo
+from rrto_ros.server.backend import Backend
+from rrto_ros.server.backend import CudaError
+from rrto_ros.server.backend import DeviceInfo
 
 OK = cu.CUresult.CUDA_SUCCESS
 NOT_READY = cu.CUresult.CUDA_ERROR_NOT_READY

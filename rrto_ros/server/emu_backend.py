@@ -15,9 +15,14 @@ from typing import Dict, List, Sequence, Tuple
 
 from rrto_ros.protocol import ops
 from rrto_ros.server import emu_kernels  # noqa: F401  (registers the kernels)
-from rrto_ros.server.backend import Backend, CudaError, DeviceInfo
-from rrto_ros.server.emu_kernel import EmuKernel, EmuLaunch, REGISTRY
-from rrto_ros.server.emu_memory import EmuFault, EmuMemory
+from rrto_ros.server.backend import Backend
+from rrto_ros.server.backend import CudaError
+from rrto_ros.server.backend import DeviceInfo
+from rrto_ros.server.emu_kernel import EmuKernel
+from rrto_ros.server.emu_kernel import EmuLaunch
+from rrto_ros.server.emu_kernel import REGISTRY
+from rrto_ros.server.emu_memory import EmuFault
+from rrto_ros.server.emu_memory import EmuMemory
 
 # cudaDeviceAttr -> value of the emulated device (sm_90-like limits).
 EMU_ATTRS = {
@@ -165,7 +170,7 @@ class EmuBackend(Backend):
         if kernel is None:
             raise CudaError(ops.CUDA_ERROR_INVALID_DEVICE_FUNCTION,
                             f'kernel {name} has no NumPy implementation in the emu backend '
-                            '(only the example programs\' kernels run on emu); run this '
+                            '(emu runs only the kernels of the example programs); run this '
                             'program against a server with --backend cuda')
         assert isinstance(module, EmuModule)
         h = next(self._handles)

@@ -8,8 +8,8 @@ parameter layout (what ``cuFuncGetParamInfo`` would report on a GPU) and its bod
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
+import struct
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from rrto_ros.server.emu_memory import EmuMemory
@@ -64,14 +64,13 @@ def layout(sizes: Sequence[Tuple[int, int]]) -> Tuple[Tuple[int, int], ...]:
 
 
 REGISTRY: Dict[str, EmuKernel] = {}
+KernelBody = Callable[[EmuMemory, EmuLaunch], None]
 
 
 def emu_kernel(name: str, params: Sequence[Tuple[int, int]]
-               ) -> Callable[[Callable[[EmuMemory, EmuLaunch], None]],
-                             Callable[[EmuMemory, EmuLaunch], None]]:
+               ) -> Callable[[KernelBody], KernelBody]:
     """Register a NumPy kernel body under its mangled name; params are (size, align)."""
-    def deco(fn: Callable[[EmuMemory, EmuLaunch], None]) -> Callable[[EmuMemory, EmuLaunch],
-                                                                      None]:
+    def deco(fn: KernelBody) -> KernelBody:
         if name in REGISTRY:
             raise ValueError(f'emu kernel {name} registered twice')
         REGISTRY[name] = EmuKernel(name, layout(params), fn)

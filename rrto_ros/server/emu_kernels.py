@@ -23,7 +23,9 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from rrto_ros.server.emu_kernel import emu_kernel, EmuLaunch, layout
+from rrto_ros.server.emu_kernel import emu_kernel
+from rrto_ros.server.emu_kernel import EmuLaunch
+from rrto_ros.server.emu_kernel import layout
 from rrto_ros.server.emu_memory import EmuMemory
 
 F32 = np.float32

@@ -13,17 +13,20 @@ the same every inference (the interposer cuts them at fixed entries), so graphs 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from dataclasses import field
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 import msgpack
 
 from rrto_ros.protocol import ops
-from rrto_ros.protocol.messages import frame_bytes, Request
+from rrto_ros.protocol.messages import frame_bytes
+from rrto_ros.protocol.messages import Request
 from rrto_ros.protocol.ops import Op
-from rrto_ros.server.backend import Backend, CudaError
+from rrto_ros.server.backend import Backend
+from rrto_ros.server.backend import CudaError
 
 log = logging.getLogger(__name__)
 Execute = Callable[[Request], tuple]

@@ -8,19 +8,24 @@ to the session's worker thread. Workers send their replies back through an inpro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from dataclasses import field
 import logging
 import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import zmq
 
 from rrto_ros.protocol import ops
-from rrto_ros.protocol.messages import (decode_request, encode_reply, PING, ProtocolError,
-                                        Reply, total_size)
+from rrto_ros.protocol.messages import decode_request
+from rrto_ros.protocol.messages import encode_reply
+from rrto_ros.protocol.messages import PING
+from rrto_ros.protocol.messages import ProtocolError
+from rrto_ros.protocol.messages import Reply
+from rrto_ros.protocol.messages import total_size
 from rrto_ros.protocol.ops import Op
 from rrto_ros.server.backend import make_backend
 from rrto_ros.server.module_cache import ModuleCache
@@ -181,8 +186,8 @@ class Server:
         except ProtocolError as e:
             return self._reject(ident, -1, f'malformed request: {e}')
         if size > self.config.max_message_bytes:
-            return self._reject(ident, req.seq, f'request of {size} bytes exceeds the server\'s '
-                                f'max_message_bytes ({self.config.max_message_bytes})')
+            return self._reject(ident, req.seq, f'request of {size} bytes exceeds the server '
+                                f'limit max_message_bytes ({self.config.max_message_bytes})')
         if req.op == PING:
             session = self.sessions.get(req.sid)
             if session is not None and session.ident == ident:
@@ -194,7 +199,8 @@ class Server:
         session = self.sessions.get(req.sid)
         if session is None:
             return self._reject(ident, req.seq, 'unknown session (the server restarted or the '
-                                'session timed out); restart the app', ops.CUDA_ERROR_DEVICES_UNAVAILABLE)
+                                'session timed out); restart the app',
+                                ops.CUDA_ERROR_DEVICES_UNAVAILABLE)
         if session.ident != ident:
             return self._reject(ident, req.seq, 'session belongs to another connection',
                                 ops.CUDA_ERROR_INVALID_RESOURCE_HANDLE)

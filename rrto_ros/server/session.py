@@ -13,11 +13,15 @@ import time
 from typing import Callable, Dict, Optional, Tuple
 
 from rrto_ros.protocol import ops
-from rrto_ros.protocol.messages import frame_bytes, Reply, Request
+from rrto_ros.protocol.messages import frame_bytes
+from rrto_ros.protocol.messages import Reply
+from rrto_ros.protocol.messages import Request
 from rrto_ros.protocol.ops import Op
-from rrto_ros.server.backend import Backend, CudaError
+from rrto_ros.server.backend import Backend
+from rrto_ros.server.backend import CudaError
 from rrto_ros.server.module_cache import ModuleCache
-from rrto_ros.server.replay import payload_of, ServerReplay
+from rrto_ros.server.replay import payload_of
+from rrto_ros.server.replay import ServerReplay
 
 log = logging.getLogger(__name__)
 NEED_DATA = 'need_data'   # reply key: the server lacks this module, send its bytes
