@@ -327,6 +327,9 @@ def links_description(links: Sequence[str]) -> Dict[str, Dict]:
         d['emulated'] = link != 'loopback'
         if link == 'loopback':
             d['note'] = 'direct loopback connection, no emulator in the path'
+        else:
+            d['note'] = ('loopback through the link emulator (rrto_ros/bench/link.py, its own '
+                         'process); its accuracy: bench/link_accuracy.py')
         out[link] = d
     return out
 

@@ -77,3 +77,20 @@ def plot_modes(result: Dict, path: pathlib.Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def main() -> int:
+    """Plot a results file after the fact: ``python -m rrto_ros.bench.plot RESULT.json``
+    (e.g. when the machine that measured had no matplotlib)."""
+    import argparse
+    import json
+    ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    ap.add_argument('result', type=pathlib.Path)
+    ap.add_argument('--out', type=pathlib.Path, help='PNG path (default: next to the JSON)')
+    a = ap.parse_args()
+    plot_modes(json.loads(a.result.read_text()), a.out or a.result.with_suffix('.png'))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
