@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Everything the accelerator machine has to show, in one run: the test suite on the cuda
+# backend and the benchmarks. Writes logs and results to $1 (default bench/results/gpu).
+#   bash bench/gpu_evidence.sh "$OUT"
+# Needs: python3 with numpy, msgpack, cuda-bindings, pyzmq, pytest; nvcc; a GPU.
+set -uo pipefail
+out=${1:-bench/results/gpu}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+python3 rrto_ros/interposer/build.py --out rrto_ros/lib > /dev/null
+make -s -C examples OUT="$PWD/build/examples"
+step() { echo "== $*"; }
+step tests
+timeout 900 python3 -m pytest test -v --backend cuda -p no:cacheprovider \
+  --ignore=test/test_nodes.py --ignore=test/test_launch_demo.py 2>&1 \
+  | tee "$out/pytest_cuda.log" | tail -5
+step forwarding
+timeout 600 python3 bench/forwarding.py --backend cuda --out "$out/forwarding_gpu.json" \
+  > "$out/forwarding.log" 2>&1; tail -3 "$out/forwarding.log"
+step modes
+timeout 900 python3 bench/modes.py --backend cuda --no-plot --out "$out/replay_gpu.json" \
+  > "$out/modes.log" 2>&1; tail -25 "$out/modes.log"
+step replay server cost
+timeout 600 python3 bench/replay_server_cost.py --backend cuda \
+  --out "$out/replay_server_cost.json" 2>&1 | grep -v '^\[rrto' | tail -3
