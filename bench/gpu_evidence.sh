@@ -24,3 +24,6 @@ timeout 900 python3 bench/modes.py --backend cuda --no-plot --out "$out/replay_g
 step replay server cost
 timeout 600 python3 bench/replay_server_cost.py --backend cuda \
   --out "$out/replay_server_cost.json" 2>&1 | grep -v '^\[rrto' | tail -3
+step replay breakdown
+timeout 300 python3 bench/replay_breakdown.py --backend cuda \
+  --out "$out/replay_breakdown.json" 2>&1 | grep -v '^\[rrto' | tail -12

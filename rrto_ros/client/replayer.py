@@ -129,12 +129,11 @@ class ClientReplay:
 
     # ----------------------------------------------------------- replaying phase
     def ran(self, seq_id: int, start: int, end: int, payload_len: int) -> None:
-        """The interposer validated entries [start, end) of a sequence."""
+        """The interposer validated entries [start, end) of a sequence. Replayed calls are
+        not logged (that would cost the hot path): a divergence restarts the log from the
+        executed prefix, which is all a new search needs."""
         calls = self.sequences.get(seq_id, ())
         for c in calls[start:end]:
-            if c.var_len:
-                c = Call(c.op, c.args, c.key_data, payload_len, c.result, c.err)
-            self._add(c)
             if c.op == 'MEMCPY_DTOH':
                 self._output_done()
 
@@ -143,10 +142,16 @@ class ClientReplay:
         self.active = False
         if pos == 0:   # between inferences: the app did something else (e.g. it exits)
             self.departures += 1
+            self.recorder.reset()
+            self._tail.clear()
             log.info('replay: the app made a call outside every recorded sequence between '
                      'inferences; forwarding and recording again')
             return
         self.divergences += 1
+        self.recorder.reset()
+        self._tail.clear()
+        for c in self.sequences.get(seq_id, ())[:pos]:   # what ran of this inference
+            self._add(c)
         log.info('replay: the app left sequence %d at call %d; forwarding and recording '
                  'again (divergence %d)', seq_id, pos, self.divergences)
 

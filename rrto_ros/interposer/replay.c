@@ -5,7 +5,8 @@
  * compared with the next entry of the table:
  *   LOCAL  entries (launches, memsets, syncs, event records...) return the recorded result
  *          at once; they are validated, and the server runs them once the frontier passes.
- *   INPUT  entries (copies to the device) send their payload with the frontier, no wait.
+ *   INPUT  entries (copies to the device) keep a copy of their payload, which travels with
+ *          the next frontier, so an inference costs one message up and one down.
  *   BLOCK  entries (results the app needs: copies to the host, queries, allocations) send
  *          the frontier and wait for the server's real answer.
  * The frontier (REPLAY_RUN seq, from, to) asks the server to run table entries [from, to),
@@ -44,6 +45,8 @@ static struct {
   int cur;            /* sequence being replayed, -1 at an inference boundary */
   uint32_t pos;       /* next entry the app must call */
   uint32_t flushed;   /* entries [0, flushed) were sent to the server */
+  unsigned char *pending;       /* payloads of INPUT entries in [flushed, pos), in order */
+  size_t pending_len, pending_cap;
   unsigned long matched, divergences;
 } R = {.cur = -1};
 
@@ -58,6 +61,9 @@ void rrto_replay_drop(void) {
   R.seqs = NULL;
   R.nseq = 0;
   R.cur = -1;
+  free(R.pending);
+  R.pending = NULL;
+  R.pending_len = R.pending_cap = 0;
 }
 
 static int parse(const unsigned char *p, size_t len, uint32_t *start_seq, uint32_t *start_pos) {
@@ -133,17 +139,39 @@ static int matches(const struct entry *e, uint16_t op, const uint64_t *args, uin
   return e->key_len == len && (len == 0 || memcmp(e->key, data, len) == 0);
 }
 
-/* Runs entries [R.flushed, to) of the current sequence on the server. */
-static int flush(uint32_t to, int wait, const void *data, size_t len, struct rrto_reply *rep) {
+/* Runs entries [R.flushed, to) of the current sequence on the server, with the payloads
+ * of the INPUT entries among them. */
+static int flush(uint32_t to, int wait, struct rrto_reply *rep) {
   uint64_t args[3] = {R.seqs[R.cur].id, R.flushed, to};
   R.flushed = to;
-  return rrto_xfer_locked(RRTO_OP_REPLAY_RUN, wait ? 0 : RRTO_F_NOREPLY, args, 3, data, len,
-                          rep);
+  size_t len = R.pending_len;
+  R.pending_len = 0;
+  return rrto_xfer_locked(RRTO_OP_REPLAY_RUN, wait ? 0 : RRTO_F_NOREPLY, args, 3, R.pending,
+                          len, rep);
+}
+
+/* Keeps an INPUT entry's payload for the next frontier (the app may reuse its buffer). */
+static int keep_input(const void *data, size_t len) {
+  if (R.pending_len + len > RRTO_CHUNK && R.flushed < R.pos - 1) {
+    int err = flush(R.pos - 1, 0, NULL);   /* one message must stay within a chunk */
+    if (err) return err;
+  }
+  if (R.pending_len + len > R.pending_cap) {
+    size_t cap = R.pending_cap ? R.pending_cap : 65536;
+    while (cap < R.pending_len + len) cap *= 2;
+    unsigned char *p = realloc(R.pending, cap);
+    if (!p) return cudaErrorMemoryAllocation;
+    R.pending = p;
+    R.pending_cap = cap;
+  }
+  memcpy(R.pending + R.pending_len, data, len);
+  R.pending_len += len;
+  return 0;
 }
 
 static void diverge(void) {
   if (R.cur >= 0) {
-    if (R.flushed < R.pos) flush(R.pos, 0, NULL, 0, NULL);
+    if (R.flushed < R.pos) flush(R.pos, 0, NULL);
     uint64_t args[2] = {R.seqs[R.cur].id, R.pos};
     rrto_xfer_locked(RRTO_OP_REPLAY_DIVERGE, RRTO_F_NOREPLY, args, 2, NULL, 0, NULL);
   } else {
@@ -158,7 +186,7 @@ int rrto_replay_handle(uint16_t op, const uint64_t *args, uint32_t nargs, const 
                        size_t len, struct rrto_reply *rep, int *err) {
   if (!R.blob) return 0;
   if (R.cur >= 0 && R.pos == R.seqs[R.cur].n) {   /* the inference ended: wrap around */
-    if (R.flushed < R.pos) flush(R.pos, 0, NULL, 0, NULL);
+    if (R.flushed < R.pos) flush(R.pos, 0, NULL);
     R.cur = -1;
   }
   if (R.cur < 0) {   /* a boundary: the next inference may follow any recorded sequence */
@@ -186,14 +214,14 @@ int rrto_replay_handle(uint16_t op, const uint64_t *args, uint32_t nargs, const 
       memcpy(rep->res, e->res, 8 * (size_t)e->nres);
       rep->out_len = 0;
       *err = e->err;
-      if (R.pos - R.flushed >= FRONTIER_BATCH) flush(R.pos, 0, NULL, 0, NULL);
+      if (R.pos - R.flushed >= FRONTIER_BATCH) flush(R.pos, 0, NULL);
       return 1;
     case KIND_INPUT:
-      *err = flush(R.pos, 0, data, len, NULL);
+      *err = keep_input(data, len);
       if (!*err) *err = e->err;
       return 1;
     default:
-      *err = flush(R.pos, 1, NULL, 0, rep);
+      *err = flush(R.pos, 1, rep);
       return 1;
   }
 }

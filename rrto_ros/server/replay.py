@@ -57,8 +57,9 @@ class ServerReplay:
     def load(self, seq_id: int, start: int, blob: bytes) -> None:
         try:
             rows = msgpack.unpackb(blob, raw=False)
-            requests = [Request(b'', 0, Op(op), list(args), [key] if key else [])
-                        for op, args, key in rows]
+            requests = [Request(b'', 0, Op(op), list(args), [key] if key else [],
+                                extra={'var_len': var_len} if Op(op) == Op.MEMCPY_HTOD else {})
+                        for op, args, key, var_len in rows]
         except (ValueError, TypeError, msgpack.UnpackException) as e:
             raise ValueError(f'malformed replay sequence {seq_id}: {e}') from None
         if not requests or not 0 <= start <= len(requests):
@@ -66,7 +67,8 @@ class ServerReplay:
         self.templates[seq_id] = Template(requests, start)
 
     def run(self, seq_id: int, start: int, end: int, payload: Optional[memoryview]) -> tuple:
-        """Run entries [start, end); returns the last entry's (results, frames)."""
+        """Run entries [start, end); ``payload`` holds the data of the input copies among
+        them, back to back. Returns the last entry's (results, frames)."""
         t = self.templates.get(seq_id)
         if t is None:
             raise CudaError(ops.CUDA_ERROR_INVALID_VALUE, f'no replay sequence {seq_id}')
@@ -81,6 +83,14 @@ class ServerReplay:
             raise CudaError(ops.CUDA_ERROR_INVALID_VALUE,
                             f'replay of sequence {seq_id} out of step: asked [{start}, {end}) '
                             f'at position {t.cursor} of {n}')
+        inputs = [t.requests[k] for k in range(start, end) if t.requests[k].op == Op.MEMCPY_HTOD]
+        expected = sum(r.extra['var_len'] for r in inputs)
+        got = len(payload) if payload is not None else 0
+        if got != expected:
+            raise CudaError(ops.CUDA_ERROR_INVALID_VALUE,
+                            f'replay entries [{start}, {end}) of sequence {seq_id} copy '
+                            f'{expected} input bytes, the request carries {got}')
+        offset = 0
         t0 = time.perf_counter()
         out: tuple = ([], [])
         i = start
@@ -92,10 +102,9 @@ class ServerReplay:
                     continue
                 req = t.requests[i]
                 if req.op == Op.MEMCPY_HTOD:
-                    if i != end - 1 or payload is None:
-                        raise CudaError(ops.CUDA_ERROR_INVALID_VALUE,
-                                        f'replay entry {i} copies input but carries no data')
-                    req = Request(b'', 0, req.op, req.args, [payload])
+                    n = req.extra['var_len']
+                    req = Request(b'', 0, req.op, req.args, [payload[offset:offset + n]])
+                    offset += n
                 t.cursor = i + 1     # what has run, even if this entry fails
                 out = self._execute(req)
                 i += 1
@@ -144,9 +153,10 @@ class ServerReplay:
 
 
 def encode_template(calls) -> bytes:
-    """What the client sends with REPLAY_LOAD: [op, args, key data] per recorded call."""
-    return msgpack.packb([[int(Op[c.op]), list(c.args), bytes(c.key_data)] for c in calls],
-                         use_bin_type=True)
+    """What the client sends with REPLAY_LOAD: [op, args, key data, variable data length]
+    per recorded call."""
+    return msgpack.packb([[int(Op[c.op]), list(c.args), bytes(c.key_data), c.var_len]
+                          for c in calls], use_bin_type=True)
 
 
 def payload_of(req: Request) -> Optional[memoryview]:
