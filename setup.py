@@ -33,7 +33,7 @@ setup(
         (os.path.join('share', package_name, 'launch'), glob.glob('launch/*.launch.py')),
         (os.path.join('share', package_name, 'config'), glob.glob('config/*.yaml')),
     ],
-    install_requires=['setuptools', 'pyzmq', 'msgpack', 'numpy'],
+    install_requires=['setuptools', 'pyzmq', 'msgpack', 'numpy', 'pyyaml'],
     extras_require={'test': ['pytest']},
     zip_safe=False,
     maintainer='rrto_ros maintainers',
@@ -47,6 +47,8 @@ setup(
             'rrto-client = rrto_ros.cli.client_main:main',
             'rrto-trace = rrto_ros.cli.trace_main:main',
             'rrto-lib = rrto_ros.cli.lib_main:main',
+            'rrto_client_node = rrto_ros.nodes.client_node:main',
+            'rrto_server_node = rrto_ros.nodes.server_node:main',
         ],
     },
 )

@@ -1,0 +1,93 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""The README's demo (``make demo`` runs ``python -m rrto_ros.demo``): the launch plan started
+as real node processes with the CNN example as the workload, and its clean-up on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from typing import Dict, List
+
+import pytest
+
+pytest.importorskip('rclpy')
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _env() -> Dict[str, str]:
+    env = dict(os.environ)
+    env['ROS_DOMAIN_ID'] = str(random.Random(os.getpid() + 1).randint(1, 100))
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    return env
+
+
+def _demo(*args: str) -> List[str]:
+    return [sys.executable, '-m', 'rrto_ros.demo', *args]
+
+
+def test_demo_runs_the_plan_and_summarises(interposer, examples_dir, backend):
+    r = subprocess.run(_demo('--inferences', '5', '--backend', backend, '--timeout', '60'),
+                       cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=180)
+    out = r.stdout
+    assert r.returncode == 0, out + r.stderr
+    assert 'demo: both nodes are up' in out
+    assert re.search(r'^  robot \| ready: apps started', out, re.M), out
+    assert re.search(r'^  edge  \| ready: serving rrto clients', out, re.M), out
+    assert re.search(r'^  app   \| infer 4: class=', out, re.M), out
+    assert re.search(r'inferences\s+5 of 5', out), out
+    assert re.search(r'results correct\s+yes', out), out
+    assert re.search(r'blocking round trips\s+.*\b\d+ in all = [\d.]+ per inference', out), out
+    assert re.search(r'latency per inference\s+[\d.]+ ms p50', out), out
+    assert re.search(r'clean shutdown\s+yes \(server sessions left: 0', out), out
+    assert f'with the {backend} backend' in out
+
+
+def _processes_mentioning(text: str) -> List[int]:
+    found = []
+    for d in pathlib.Path('/proc').iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            blob = (d / 'cmdline').read_bytes() + (d / 'environ').read_bytes()
+        except OSError:
+            continue
+        if text.encode() in blob:
+            found.append(int(d.name))
+    return found
+
+
+def test_demo_ctrl_c_stops_every_process(interposer, examples_dir, backend):
+    proc = subprocess.Popen(_demo('--inferences', '1000000', '--backend', backend), cwd=ROOT,
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    lines: List[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith('  app   | infer 3:') or time.monotonic() > deadline:
+                break
+        sock = next(m[1] for ln in lines
+                    if (m := re.search(r'listening on (\S+/agent\.sock)', ln)))
+        namespace = f'rrto_demo_{proc.pid}'
+        assert _processes_mentioning(namespace) and _processes_mentioning(sock)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    out = ''.join(lines) + rest
+    assert proc.returncode == 130, out
+    assert 'demo: interrupted; stopping the nodes and the workload' in out
+    assert 'Traceback' not in out, out
+    assert _processes_mentioning(namespace) == [] and _processes_mentioning(sock) == []
+    assert not os.path.exists(sock)
