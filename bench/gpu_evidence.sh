@@ -2,7 +2,8 @@
 # Everything the accelerator machine has to show, in one run: the test suite on the cuda
 # backend and the benchmarks. Writes logs and results to $1 (default bench/results/gpu).
 #   bash bench/gpu_evidence.sh "$OUT"
-# Needs: python3 with numpy, msgpack, cuda-bindings, pyzmq, pytest; nvcc; a GPU.
+# Needs: python3 with numpy, msgpack, cuda-bindings, pyzmq, pytest; nvcc; a GPU. With the
+# ROS 2 wheels installed (rclpy...), the node tests and the node-based demo run too.
 set -uo pipefail
 out=${1:-bench/results/gpu}
 mkdir -p "$out"
@@ -11,10 +12,16 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu
 python3 rrto_ros/interposer/build.py --out rrto_ros/lib > /dev/null
 make -s -C examples OUT="$PWD/build/examples"
 step() { echo "== $*"; }
+ros_ignore=()
+python3 -c 'import rclpy' 2>/dev/null ||
+  ros_ignore=(--ignore=test/test_nodes.py --ignore=test/test_launch_demo.py)
 step tests
-timeout 900 python3 -m pytest test -v --backend cuda -p no:cacheprovider \
-  --ignore=test/test_nodes.py --ignore=test/test_launch_demo.py 2>&1 \
-  | tee "$out/pytest_cuda.log" | tail -5
+timeout 900 python3 -m pytest test -v --backend cuda -p no:cacheprovider "${ros_ignore[@]}" \
+  2>&1 | tee "$out/pytest_cuda.log" | tail -5
+if [ ${#ros_ignore[@]} -eq 0 ]; then
+  step demo
+  timeout 300 python3 -m rrto_ros.demo 2>&1 | tee "$out/demo_cuda.log" | tail -12
+fi
 step forwarding
 timeout 600 python3 bench/forwarding.py --backend cuda --out "$out/forwarding_gpu.json" \
   > "$out/forwarding.log" 2>&1; tail -3 "$out/forwarding.log"
