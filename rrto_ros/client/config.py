@@ -17,6 +17,8 @@ class ClientConfig:
     server_timeout_s: float = 5.0
     heartbeat_s: float = 1.0
     record_window: int = 3
+    curve_secret_key_file: str = ''   # this client's ZeroMQ certificate (secret)
+    curve_server_key_file: str = ''   # the server's public key; both empty: no CURVE
 
     def validate(self) -> None:
         check_mode(self.mode)

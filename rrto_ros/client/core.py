@@ -17,6 +17,7 @@ from rrto_ros.client.config import check_mode
 from rrto_ros.client.config import check_record_window
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.session import ClientSession
+from rrto_ros.protocol.curve import client_keys
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class ClientCore:
     def __init__(self, config: ClientConfig, context: Optional[zmq.Context] = None) -> None:
         config.validate()
         self.config = config
+        self.curve = client_keys(config.curve_secret_key_file, config.curve_server_key_file)
         self.ctx = context or zmq.Context.instance()
         self.sessions: Dict[int, ClientSession] = {}
         self.finished: List[dict] = []
@@ -113,7 +115,7 @@ class ClientCore:
             except OSError:
                 break
             conn.settimeout(None)
-            session = ClientSession(conn, self.ctx, self.config, self._ended)
+            session = ClientSession(conn, self.ctx, self.config, self._ended, self.curve)
             session.thread = threading.Thread(target=session.run, name='rrto-client-session',
                                               daemon=True)
             with self._lock:

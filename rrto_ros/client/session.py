@@ -55,11 +55,12 @@ class SessionStats:
 
 class ClientSession:
     def __init__(self, conn: socket.socket, ctx: zmq.Context, config: ClientConfig,
-                 on_end: Callable[['ClientSession'], None]) -> None:
+                 on_end: Callable[['ClientSession'], None],
+                 curve: Optional[Dict[str, bytes]] = None) -> None:
         self.conn = conn
         self.config = config
         self.uplink = Uplink(ctx, config.server_endpoint, config.server_timeout_s,
-                             config.heartbeat_s)
+                             config.heartbeat_s, curve)
         self.stats = SessionStats(mode=config.mode)
         self.lost: Optional[str] = None
         self._on_end = on_end
@@ -102,8 +103,8 @@ class ClientSession:
         if self._open and not self.lost:
             try:
                 self.uplink.send(Op.BYE, [], quiet=True)
-            except zmq.ZMQError:
-                pass
+            except (zmq.ZMQError, ServerLost):
+                pass   # the server forgets the session by itself after session_timeout_s
         self.uplink.close()
         self.conn.close()
         self._refresh_stats()

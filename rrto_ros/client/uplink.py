@@ -52,6 +52,10 @@ class Uplink:
         self.heartbeat_s = heartbeat_s
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        # No send high-water mark: pipelined calls may queue behind a slow server (what the
+        # app issues is what it would have issued to a local GPU); a send only waits when
+        # there is no connection at all.
+        self.sock.setsockopt(zmq.SNDHWM, 0)
         if curve:
             self.sock.curve_secretkey = curve['secret']
             self.sock.curve_publickey = curve['public']
@@ -73,7 +77,18 @@ class Uplink:
         self.seq += 1
         parts = encode_request(Request(self.sid, self.seq, op, list(args), list(frames), quiet,
                                        extra))
-        self.sock.send_multipart(parts, copy=len(frames) == 0 or total_size(frames) < 65536)
+        copy = len(frames) == 0 or total_size(frames) < 65536
+        try:   # never block here: a DEALER with no live connection would wait forever
+            self.sock.send_multipart(parts, zmq.NOBLOCK, copy=copy)
+        except zmq.Again:
+            if op == PING:
+                return self.seq   # nothing to probe yet; wait() keeps counting the silence
+            if not self.sock.poll(int(self.server_timeout_s * 1000), zmq.POLLOUT):
+                raise ServerLost(f'cannot send to the rrto server at {self.endpoint}: no '
+                                 f'connection for {self.server_timeout_s:.1f} s (wrong '
+                                 'address, server down, or CURVE keys that do not match)'
+                                 ) from None
+            self.sock.send_multipart(parts, zmq.NOBLOCK, copy=copy)
         self.stats.requests += op != PING
         self.stats.bytes_up += total_size(parts[1:], parts[0])
         self.last_sent = time.monotonic()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -29,6 +28,7 @@ from rrto_ros.nodes.common import (declare_parameters, DiagnosticsPublisher, log
                                    NodeStartError, route_core_logging, run,
                                    status_name_prefix, unroute_core_logging)
 from rrto_ros.nodes.params import CLIENT_NODE, CLIENT_PARAMS
+from rrto_ros.protocol.curve import client_keys, CurveError
 
 CORE_LOGGERS = ('rrto_ros.client', 'rrto_ros.record')   # routed to this node's logger
 FINISHED_LINGER_S = 10.0   # ended sessions stay on /diagnostics this long (final stats)
@@ -74,28 +74,12 @@ class ClientNode(Node):
         p: Dict[str, Any] = {s.name: self.get_parameter(s.name).value for s in CLIENT_PARAMS}
         fields = {f.name for f in dataclasses.fields(ClientConfig)}
         config = ClientConfig(**{k: v for k, v in p.items() if k in fields})
-        if 'record_window' not in fields:       # until the core has the field
-            config.record_window = p['record_window']  # type: ignore[attr-defined]
-        self._check_curve(p, fields)
         config.validate()
+        try:   # key files are read here so that a wrong path stops the node at start-up
+            client_keys(config.curve_secret_key_file, config.curve_server_key_file)
+        except CurveError as e:
+            raise NodeStartError(str(e)) from None
         return config
-
-    @staticmethod
-    def _check_curve(p: Dict[str, Any], fields: set) -> None:
-        secret, server = p['curve_secret_key_file'], p['curve_server_key_file']
-        if not secret and not server:
-            return
-        if bool(secret) != bool(server):
-            raise NodeStartError("CURVE needs both curve_secret_key_file (this client's "
-                                 "certificate) and curve_server_key_file (the server's "
-                                 'public key); set both or leave both empty')
-        for name, path in (('curve_secret_key_file', secret), ('curve_server_key_file', server)):
-            if not os.path.isfile(os.path.expanduser(path)):
-                raise NodeStartError(f'{name} {path!r} does not exist; create the keys with '
-                                     'zmq.auth.create_certificates or fix the path')
-        if 'curve_secret_key_file' not in fields:
-            raise NodeStartError('this rrto_ros client core does not support CURVE yet; leave '
-                                 'curve_secret_key_file and curve_server_key_file empty')
 
     # ----------------------------------------------------------- run-time parameters
     def _on_set_parameters(self, params: List[Parameter]) -> SetParametersResult:

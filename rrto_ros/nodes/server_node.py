@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from typing import Any, Dict, List, Optional
@@ -25,6 +24,7 @@ from rrto_ros.nodes.common import (declare_parameters, DiagnosticsPublisher, log
                                    NodeStartError, route_core_logging, run,
                                    status_name_prefix, unroute_core_logging)
 from rrto_ros.nodes.params import SERVER_NODE, SERVER_PARAMS
+from rrto_ros.protocol.curve import CurveError, server_keys
 from rrto_ros.server.server import Server, ServerConfig
 
 CORE_LOGGERS = ('rrto_ros.server',)   # routed to this node's logger
@@ -72,14 +72,10 @@ class ServerNode(Node):
         fields = {f.name for f in dataclasses.fields(ServerConfig)}
         config = ServerConfig(**{k: v for k, v in p.items() if k in fields})
         config.module_cache_dir = p['module_cache_dir'] or None
-        key = p['curve_secret_key_file']
-        if key:
-            if not os.path.isfile(os.path.expanduser(key)):
-                raise NodeStartError(f'curve_secret_key_file {key!r} does not exist; create it '
-                                     'with zmq.auth.create_certificates or fix the path')
-            if 'curve_secret_key_file' not in fields:
-                raise NodeStartError('this rrto_ros server core does not support CURVE yet; '
-                                     'leave curve_secret_key_file empty')
+        try:   # key files are read here so that a wrong path stops the node at start-up
+            server_keys(config.curve_secret_key_file)
+        except CurveError as e:
+            raise NodeStartError(str(e)) from None
         config.validate()
         if config.backend == 'cuda':
             from rrto_ros.server.backend import cuda_available

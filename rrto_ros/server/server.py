@@ -20,6 +20,7 @@ from typing import Dict, List, Optional
 import zmq
 
 from rrto_ros.protocol import ops
+from rrto_ros.protocol.curve import server_keys
 from rrto_ros.protocol.messages import decode_request
 from rrto_ros.protocol.messages import encode_reply
 from rrto_ros.protocol.messages import PING
@@ -44,6 +45,7 @@ class ServerConfig:
     max_message_bytes: int = 1 << 30
     session_timeout_s: float = 30.0
     replay_graphs: bool = True      # replay runs of launches as CUDA graphs (cuda backend)
+    curve_secret_key_file: str = ''  # ZeroMQ certificate with the server's secret key
 
     def validate(self) -> None:
         if self.backend not in ('cuda', 'emu'):
@@ -81,6 +83,10 @@ class Server:
         self._router = self.ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        keys = server_keys(config.curve_secret_key_file)
+        if keys is not None:
+            self._router.curve_server = True
+            self._router.curve_publickey, self._router.curve_secretkey = keys
         self._router.bind(config.bind_endpoint)
         self.endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._pull = self.ctx.socket(zmq.PULL)
