@@ -125,6 +125,9 @@ class ClientCore:
     def _ended(self, session: ClientSession) -> None:
         with self._lock:
             self.sessions.pop(id(session), None)
+            if session.stats.agent_calls == 0:   # a probe of the socket, not an app
+                log.debug('a connection closed before saying hello')
+                return
             self.finished.append(session.snapshot())
         log.info('session %s ended: %d calls, %d forwarded, %d blocking round trips',
                  session.label, session.stats.agent_calls, session.stats.forwarded_calls,
