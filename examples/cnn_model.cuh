@@ -20,15 +20,7 @@
 #include <cstdlib>
 #include <vector>
 
-#define CHECK(call)                                                                   \
-  do {                                                                                \
-    cudaError_t err_ = (call);                                                        \
-    if (err_ != cudaSuccess) {                                                        \
-      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,                  \
-              cudaGetErrorString(err_));                                              \
-      exit(1);                                                                        \
-    }                                                                                 \
-  } while (0)
+#include "example_util.cuh"
 
 #define IN_C 3
 #define IN_HW 32
@@ -36,13 +28,6 @@
 #define C2 16
 #define NCLASSES 10
 #define FC_IN (C2 * (IN_HW / 4) * (IN_HW / 4))
-
-struct Lcg {
-  uint32_t state;
-  explicit Lcg(uint32_t seed) : state(seed) {}
-  uint32_t next() { return state = state * 1664525u + 1013904223u; }
-  float uniform() { return static_cast<float>(next() >> 8) * (1.0f / 8388608.0f) - 1.0f; }
-};
 
 // acc + a * b rounded twice, never fused into an FMA (see matmul_tiled.cu).
 __device__ __forceinline__ float mul_add(float acc, float a, float b) {

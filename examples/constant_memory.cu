@@ -18,28 +18,13 @@
 #include <cstring>
 #include <vector>
 
-#define CHECK(call)                                                                   \
-  do {                                                                                \
-    cudaError_t err_ = (call);                                                        \
-    if (err_ != cudaSuccess) {                                                        \
-      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,                  \
-              cudaGetErrorString(err_));                                              \
-      exit(1);                                                                        \
-    }                                                                                 \
-  } while (0)
+#include "example_util.cuh"
 
 #define NTAPS 16
 #define NBINS 16
 
 __constant__ float coeffs[NTAPS];
 __device__ int counter_array[NBINS];
-
-struct Lcg {
-  uint32_t state;
-  explicit Lcg(uint32_t seed) : state(seed) {}
-  uint32_t next() { return state = state * 1664525u + 1013904223u; }
-  float uniform() { return static_cast<float>(next() >> 8) * (1.0f / 8388608.0f) - 1.0f; }
-};
 
 // acc + a * b rounded twice, never fused into an FMA (see matmul_tiled.cu).
 __device__ __forceinline__ float mul_add(float acc, float a, float b) {

@@ -16,26 +16,11 @@
 #include <cstring>
 #include <vector>
 
-#define CHECK(call)                                                                   \
-  do {                                                                                \
-    cudaError_t err_ = (call);                                                        \
-    if (err_ != cudaSuccess) {                                                        \
-      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,                  \
-              cudaGetErrorString(err_));                                              \
-      exit(1);                                                                        \
-    }                                                                                 \
-  } while (0)
+#include "example_util.cuh"
 
 #define NSTREAMS 4
 #define CHUNK 65536
 #define FILL_BYTE 0x3f  // every float of the memset tail reads 0x3f3f3f3f
-
-struct Lcg {
-  uint32_t state;
-  explicit Lcg(uint32_t seed) : state(seed) {}
-  uint32_t next() { return state = state * 1664525u + 1013904223u; }
-  float uniform() { return static_cast<float>(next() >> 8) * (1.0f / 8388608.0f) - 1.0f; }
-};
 
 // y = (x + offset) * scale; an add followed by a multiply cannot be contracted into an FMA.
 __global__ void scale_offset(const float* x, float* y, int n, float offset, float scale) {

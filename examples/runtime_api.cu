@@ -13,14 +13,7 @@
 #include <cstring>
 #include <cuda_runtime.h>
 
-#define CHECK(call)                                                                \
-  do {                                                                             \
-    cudaError_t err_ = (call);                                                     \
-    if (err_ != cudaSuccess) {                                                     \
-      std::printf("runtime_api: %s failed: %s\n", #call, cudaGetErrorString(err_)); \
-      std::exit(1);                                                                \
-    }                                                                              \
-  } while (0)
+#include "example_util.cuh"
 
 __constant__ int offsets[4];
 

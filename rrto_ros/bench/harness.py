@@ -33,6 +33,7 @@ from rrto_ros.bench import energy
 from rrto_ros.bench import offload
 from rrto_ros.bench.link import LinkProcess
 from rrto_ros.bench.link import PROFILES
+from rrto_ros.cli.trace_main import read_counts
 
 MODES = ('local', 'rpc', 'pipelined', 'replay', 'offload')
 INTERPOSED = ('rpc', 'pipelined', 'replay')
@@ -100,17 +101,6 @@ def latency_summary(latencies_s: Sequence[float], warmup: int) -> Dict[str, Opti
 
 def per_inference(long_run: float, short_run: float, n_long: int, n_short: int) -> float:
     return (long_run - short_run) / (n_long - n_short)
-
-
-def read_counts(path: str) -> Dict[str, int]:
-    counts: Dict[str, int] = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                name, _, n = line.rstrip('\n').partition('\t')
-                if name and n.isdigit():
-                    counts[name] = counts.get(name, 0) + int(n)
-    return counts
 
 
 def empty_row(mode: str, link: str) -> Dict:

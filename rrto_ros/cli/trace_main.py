@@ -15,7 +15,10 @@ from rrto_ros.client.launcher import interposed_env
 
 
 def read_counts(path: str) -> Dict[str, int]:
+    """Call counts from the interposer's RRTO_TRACE_FILE ({} when it wrote none)."""
     counts: Dict[str, int] = {}
+    if not os.path.exists(path):
+        return counts
     with open(path) as f:
         for line in f:
             name, _, n = line.rstrip('\n').partition('\t')
@@ -52,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             os.unlink(path)
         # Every process of the app appends its counts at exit (children inherit the env).
         rc = subprocess.call(cmd, env=interposed_env('', trace_file=path))
-        counts = read_counts(path) if os.path.exists(path) else {}
+        counts = read_counts(path)
     print(format_histogram(counts, a.top) if counts else
           'rrto-trace: the app made no CUDA runtime calls through libcudart', file=sys.stderr)
     return rc

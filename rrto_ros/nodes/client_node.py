@@ -26,7 +26,7 @@ from rrto_ros.client.core import ClientCore
 from rrto_ros.nodes import status
 from rrto_ros.nodes.common import (declare_parameters, DiagnosticsPublisher, log,
                                    NodeStartError, route_core_logging, run,
-                                   status_name_prefix, unroute_core_logging)
+                                   starting, status_name_prefix, unroute_core_logging)
 from rrto_ros.nodes.params import CLIENT_NODE, CLIENT_PARAMS
 from rrto_ros.protocol.curve import client_keys, CurveError
 
@@ -42,7 +42,7 @@ class ClientNode(Node):
         self.core: Optional[ClientCore] = None
         self._finished_seen = 0
         self._finished: List[Tuple[float, dict]] = []
-        try:
+        with starting(self):
             declare_parameters(self, CLIENT_PARAMS)
             config = self._config_from_parameters()
             self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -56,19 +56,6 @@ class ClientNode(Node):
                 f'RRTO_AGENT_SOCKET={config.agent_socket} run their CUDA work on '
                 f'{config.server_endpoint} (mode {config.mode}, record_window '
                 f'{self.get_parameter("record_window").value})')
-        except NodeStartError:
-            self._abort_start()
-            raise
-        except (ValueError, RuntimeError, OSError) as e:
-            self._abort_start()
-            raise NodeStartError(str(e)) from e
-        except BaseException:             # Ctrl-C or SIGTERM during start-up
-            self._abort_start()
-            raise
-
-    # ----------------------------------------------------------- start-up
-    def _abort_start(self) -> None:
-        self.destroy_node()
 
     def _config_from_parameters(self) -> ClientConfig:
         p: Dict[str, Any] = {s.name: self.get_parameter(s.name).value for s in CLIENT_PARAMS}

@@ -5,10 +5,11 @@ core's Python logging routed to the node's logger, and ``run``, the nodes' ``mai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -24,6 +25,23 @@ DIAGNOSTICS_TOPIC = '/diagnostics'
 
 class NodeStartError(Exception):
     """A node cannot start; the message says why and what to change."""
+
+
+@contextlib.contextmanager
+def starting(node: Node) -> Iterator[None]:
+    """A node's start-up: whatever fails (a bad setting, Ctrl-C or SIGTERM meanwhile)
+    destroys what was made; a bad setting becomes a NodeStartError that says why."""
+    try:
+        yield
+    except NodeStartError:
+        node.destroy_node()
+        raise
+    except (ValueError, RuntimeError, OSError) as e:
+        node.destroy_node()
+        raise NodeStartError(str(e)) from e
+    except BaseException:
+        node.destroy_node()
+        raise
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:

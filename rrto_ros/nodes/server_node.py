@@ -22,7 +22,7 @@ import zmq
 from rrto_ros.nodes import status
 from rrto_ros.nodes.common import (declare_parameters, DiagnosticsPublisher, log,
                                    NodeStartError, route_core_logging, run,
-                                   status_name_prefix, unroute_core_logging)
+                                   starting, status_name_prefix, unroute_core_logging)
 from rrto_ros.nodes.params import SERVER_NODE, SERVER_PARAMS
 from rrto_ros.protocol.curve import CurveError, server_keys
 from rrto_ros.server.server import Server, ServerConfig
@@ -37,35 +37,21 @@ class ServerNode(Node):
         self._log_handler: Optional[logging.Handler] = route_core_logging(self, CORE_LOGGERS)
         self._destroy_lock = threading.Lock()
         self.server: Optional[Server] = None
-        try:
+        with starting(self):
             declare_parameters(self, SERVER_PARAMS)
             config = self._config_from_parameters()
             self.add_on_set_parameters_callback(self._on_set_parameters)
             self._diagnostics = DiagnosticsPublisher(
                 self, self.get_parameter('diagnostics_period_s').value, self.diagnostics)
-            self.server = Server(config).start()   # last: clients may connect from now on
+            try:
+                self.server = Server(config).start()   # last: clients may connect from now on
+            except zmq.ZMQError as e:
+                raise NodeStartError(
+                    f'cannot listen on {config.bind_endpoint}: {e}. Is another rrto server '
+                    'running there? Stop it or choose another bind_endpoint.') from e
             log(self, logging.INFO,
                 f'ready: serving rrto clients on {self.server.endpoint} with the '
                 f'{config.backend} backend (max_sessions {config.max_sessions})')
-        except NodeStartError:
-            self._abort_start()
-            raise
-        except zmq.ZMQError as e:
-            endpoint = self.get_parameter('bind_endpoint').value
-            self._abort_start()
-            raise NodeStartError(
-                f'cannot listen on {endpoint}: {e}. Is another rrto server running there? '
-                'Stop it or choose another bind_endpoint.') from e
-        except (ValueError, RuntimeError, OSError) as e:
-            self._abort_start()
-            raise NodeStartError(str(e)) from e
-        except BaseException:             # Ctrl-C or SIGTERM during start-up
-            self._abort_start()
-            raise
-
-    # ----------------------------------------------------------- start-up
-    def _abort_start(self) -> None:
-        self.destroy_node()
 
     def _config_from_parameters(self) -> ServerConfig:
         p: Dict[str, Any] = {s.name: self.get_parameter(s.name).value for s in SERVER_PARAMS}
