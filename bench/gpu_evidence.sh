@@ -34,3 +34,6 @@ timeout 600 python3 bench/replay_server_cost.py --backend cuda \
 step replay breakdown
 timeout 300 python3 bench/replay_breakdown.py --backend cuda \
   --out "$out/replay_breakdown.json" 2>&1 | grep -v '^\[rrto' | tail -12
+step transport costs
+timeout 300 python3 bench/transport_costs.py --out "$out/transport_costs.json" 2>&1 \
+  | grep -v '^\[rrto' | tail -9
