@@ -30,20 +30,11 @@
 #include <cstring>
 #include <vector>
 
-static bool parse_int(const char* s, long lo, long hi, long* out) {
-  char* end = nullptr;
-  errno = 0;
-  const long v = strtol(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
-
 int main(int argc, char** argv) {
   long iterations = 3, seed = 1, diverge_at = -1;
-  if (argc > 4 || (argc > 1 && !parse_int(argv[1], 0, 1000000, &iterations)) ||
-      (argc > 2 && !parse_int(argv[2], 0, 0xffffffffL, &seed)) ||
-      (argc > 3 && !parse_int(argv[3], -1, 1000000, &diverge_at))) {
+  if (argc > 4 || (argc > 1 && !parse_long(argv[1], 0, 1000000, &iterations)) ||
+      (argc > 2 && !parse_long(argv[2], 0, 0xffffffffL, &seed)) ||
+      (argc > 3 && !parse_long(argv[3], -1, 1000000, &diverge_at))) {
     fprintf(stderr, "usage: %s [iterations=3] [seed=1] [diverge_at=-1]\n", argv[0]);
     return 2;
   }

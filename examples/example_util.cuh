@@ -6,6 +6,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -26,3 +27,13 @@ struct Lcg {
   uint32_t next() { return state = state * 1664525u + 1013904223u; }
   float uniform() { return static_cast<float>(next() >> 8) * (1.0f / 8388608.0f) - 1.0f; }
 };
+
+// Parses a whole decimal argument within [lo, hi]; false on anything else.
+static inline bool parse_long(const char* s, long lo, long hi, long* out) {
+  char* end = nullptr;
+  errno = 0;
+  const long v = strtol(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}

@@ -41,15 +41,6 @@ static bool io_all(int fd, void* buf, size_t n, bool reading) {
   return true;
 }
 
-static bool parse_long(const char* s, long lo, long hi, long* out) {
-  char* end = nullptr;
-  errno = 0;
-  const long v = strtol(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
-
 int main(int argc, char** argv) {
   long port = 0, lifetime = 600;
   const char* host = argc > 3 ? argv[3] : "127.0.0.1";
