@@ -62,9 +62,9 @@ def read_request(sock: socket.socket) -> AgentRequest:
         raise WireError(f'bad magic 0x{magic:08x} (not an rrto interposer, or a version mismatch)')
     if nargs > MAX_ARGS or length > CHUNK:
         raise WireError(f'frame too large: {nargs} args, {length} bytes')
-    args = struct.unpack(f'<{nargs}Q', recv_exact(sock, 8 * nargs)) if nargs else ()
-    data = bytes(recv_exact(sock, length)) if length else b''
-    return AgentRequest(op, flags, args, data)
+    body = recv_exact(sock, 8 * nargs + length) if nargs or length else b''
+    args = struct.unpack_from(f'<{nargs}Q', body) if nargs else ()
+    return AgentRequest(op, flags, args, bytes(body[8 * nargs:]))
 
 
 def encode_request(op: int, args: Sequence[int], data: bytes = b'', flags: int = 0) -> bytes:

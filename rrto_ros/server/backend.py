@@ -110,6 +110,9 @@ class Backend(abc.ABC):
     def launch(self, function: int, grid: Tuple[int, int, int], block: Tuple[int, int, int],
                shared_mem: int, stream: int, params: memoryview) -> None: ...
 
+    def bind_thread(self) -> None:
+        """Make the session's device state usable from the calling thread."""
+
     # CUDA graphs: the replayer captures runs of launches once and relaunches them.
     supports_graphs = False
 

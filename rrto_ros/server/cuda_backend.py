@@ -240,6 +240,9 @@ class CudaBackend(Backend):
         _check(cu.cuLaunchKernel(f, *grid, *block, shared_mem, self._stream(stream), 0,
                                  extra_addr), 'cuLaunchKernel')
 
+    def bind_thread(self) -> None:
+        _check(cu.cuCtxSetCurrent(self.ctx), 'cuCtxSetCurrent')
+
     # ----------------------------------------------------------- graphs
     supports_graphs = True
 

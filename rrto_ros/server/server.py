@@ -212,6 +212,12 @@ class Server:
                                 ops.CUDA_ERROR_INVALID_RESOURCE_HANDLE)
         if req.op == Op.BYE:
             self._forget(session, 'closed by the client')
+        elif len(self.sessions) == 1:   # alone: the hot path may skip the thread hand-offs
+            ran, reply = session.try_inline(req)
+            if ran:
+                if reply is not None:
+                    self._reply(ident, reply)
+                return
         session.submit(req)
 
     def _open(self, ident: bytes, req) -> None:
