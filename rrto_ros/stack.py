@@ -14,8 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import zmq
 
@@ -121,9 +120,3 @@ class LocalStack:
 
     def last_session(self) -> dict:
         return self.client.finished[-1] if self.client.finished else {}
-
-    def finished(self) -> List[dict]:
-        return list(self.client.finished)
-
-    def wait(self, seconds: float) -> None:
-        time.sleep(seconds)

@@ -242,7 +242,6 @@ long rrto_function_pack(struct rrto_function *fn, void **args, void *buf, size_t
 }
 
 uint64_t rrto_function_handle(const struct rrto_function *fn) { return fn->handle; }
-const char *rrto_function_name(const struct rrto_function *fn) { return fn->name; }
 
 int rrto_var_address(const void *host_var, uint64_t *addr, size_t *size) {
   struct rrto_var *v = NULL;

@@ -47,7 +47,6 @@ static struct {
   uint32_t flushed;   /* entries [0, flushed) were sent to the server */
   unsigned char *pending;       /* payloads of INPUT entries in [flushed, pos), in order */
   size_t pending_len, pending_cap;
-  unsigned long matched, divergences;
 } R = {.cur = -1};
 
 int rrto_replay_active(void) { return R.blob != NULL; }
@@ -178,7 +177,6 @@ static void diverge(void) {
     uint64_t args[2] = {~0ull, 0};
     rrto_xfer_locked(RRTO_OP_REPLAY_DIVERGE, RRTO_F_NOREPLY, args, 2, NULL, 0, NULL);
   }
-  R.divergences++;
   rrto_replay_drop();
 }
 
@@ -207,7 +205,6 @@ int rrto_replay_handle(uint16_t op, const uint64_t *args, uint32_t nargs, const 
     return 0;
   }
   R.pos++;
-  R.matched++;
   switch (e->kind) {
     case KIND_LOCAL:
       rep->nres = e->nres;

@@ -49,7 +49,6 @@ int rrto_function_resolve(struct rrto_function *fn);
 /* Pack a launch's void** args into one flat parameter buffer; returns size or -1. */
 long rrto_function_pack(struct rrto_function *fn, void **args, void *buf, size_t cap);
 uint64_t rrto_function_handle(const struct rrto_function *fn);
-const char *rrto_function_name(const struct rrto_function *fn);
 /* Device address of a registered __device__/__constant__ variable. */
 int rrto_var_address(const void *host_var, uint64_t *addr, size_t *size);
 

@@ -22,12 +22,6 @@ REP = struct.Struct('<IiIIII')     # magic, err, nres, len, mode, flags
 MODE_IDS = {'rpc': 0, 'pipelined': 1, 'replay': 2}
 
 
-def read_table(sock: socket.socket) -> bytes:
-    """The replay table after a reply flagged R_TABLE (tests standing in for the interposer)."""
-    n, = struct.unpack('<I', recv_exact(sock, 4))
-    return bytes(recv_exact(sock, n))
-
-
 class WireError(Exception):
     """A malformed frame from the interposer, or a closed connection."""
 

@@ -33,11 +33,6 @@ class EmuLaunch:
         """Unpack little-endian parameters, e.g. ``launch.unpack('QQQi')``."""
         return struct.unpack_from('<' + fmt, self.params, offset)
 
-    @property
-    def total_threads(self) -> int:
-        return (self.grid[0] * self.grid[1] * self.grid[2]
-                * self.block[0] * self.block[1] * self.block[2])
-
 
 @dataclass(frozen=True)
 class EmuKernel:
