@@ -172,12 +172,16 @@ def run(node_factory: Callable[[], Node], args: Optional[List[str]] = None) -> i
     code = 0
     try:
         node = node_factory()
-        rclpy.spin(node)
+        if rclpy.ok():   # a SIGTERM during start-up has already shut the context down
+            rclpy.spin(node)
     except NodeStartError as e:
         rclpy.logging.get_logger('rrto_ros').error(f'cannot start: {e}')
         code = 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:   # the signal came between the check above and spin's executor
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()
