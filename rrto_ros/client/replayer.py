@@ -15,7 +15,6 @@ import time
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from rrto_ros.client.replay_table import compile_table
-from rrto_ros.client.replay_table import INPUT_OPS
 from rrto_ros.client.replay_table import VARIABLE_RESULT_OPS
 from rrto_ros.protocol.ops import Op
 from rrto_ros.record.calls import Call
@@ -34,9 +33,7 @@ def make_call(op: Op, args: Sequence[int], data: bytes, res: Sequence[int] = (),
     """The recorder's view of one call: identity plus the result the app saw."""
     if op in VARIABLE_RESULT_OPS:
         res, err = (), 0
-    if op in INPUT_OPS:
-        return Call(op.name, tuple(args), b'', len(data), tuple(res), err)
-    return Call(op.name, tuple(args), bytes(data), 0, tuple(res), err)
+    return Call.from_request(op, args, data, res, err)
 
 
 class ClientReplay:
