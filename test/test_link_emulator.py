@@ -66,6 +66,11 @@ def test_limits_the_bandwidth_each_way(peer):
     with LinkEmulator(p, f'127.0.0.1:{peer.port}') as emu:
         up = link_check.transfer(emu.port, n, 'up')
         down = link_check.transfer(emu.port, n, 'down')
+        # The emulator counts a chunk just after sending it: the peer may be first.
+        deadline = time.monotonic() + 2.0
+        while (emu.stats.bytes_up < n or emu.stats.bytes_down < n) and \
+                time.monotonic() < deadline:
+            time.sleep(0.01)
         assert emu.stats.bytes_up >= n and emu.stats.bytes_down >= n
     want = p.serialisation_s(n)
     for t in (up, down):
