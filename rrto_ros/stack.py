@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import zmq
 
@@ -39,10 +39,13 @@ class LocalStack:
     def __init__(self, backend: str = 'emu', mode: str = 'pipelined',
                  cache_dir: Optional[str] = None, server_timeout_s: float = 5.0,
                  connect_timeout_s: float = 3.0, server_process: bool = False,
-                 link: Optional[str] = None, server_options: Optional[dict] = None) -> None:
+                 link: Optional[str] = None, server_options: Optional[dict] = None,
+                 pin_cpus: Optional[Tuple[int, int]] = None) -> None:
         """``link``: a profile of rrto_ros.bench.link (``loopback``, ``edge``, ``cloud``):
         the client then reaches the server through that link emulator, run as its own
-        process. None: a direct connection."""
+        process. None: a direct connection. ``pin_cpus``: (client, server) ``pin_cpu``
+        settings."""
+        client_cpu, server_cpu = pin_cpus or (-1, -1)
         self._tmp = tempfile.TemporaryDirectory(prefix='rrto-')
         self.backend = backend
         self.server: Optional[Server] = None
@@ -50,10 +53,11 @@ class LocalStack:
         if server_process:
             endpoint = f'tcp://127.0.0.1:{free_tcp_port()}'
             self._server_cmd = [sys.executable, '-m', 'rrto_ros.cli.server_main', '--bind',
-                                endpoint, '--backend', backend, '--cache-dir', cache_dir or '']
+                                endpoint, '--backend', backend, '--cache-dir', cache_dir or '',
+                                '--pin-cpu', str(server_cpu)]
         else:
             self.server = Server(ServerConfig('tcp://127.0.0.1:*', backend,
-                                              module_cache_dir=cache_dir,
+                                              module_cache_dir=cache_dir, pin_cpu=server_cpu,
                                               **(server_options or {})))
             endpoint = self.server.endpoint
         self.endpoint = endpoint
@@ -64,7 +68,8 @@ class LocalStack:
             client_endpoint = self.link.endpoint
         self.agent_socket = os.path.join(self._tmp.name, 'agent.sock')
         self.client = ClientCore(ClientConfig(client_endpoint, self.agent_socket, mode,
-                                              connect_timeout_s, server_timeout_s))
+                                              connect_timeout_s, server_timeout_s,
+                                              pin_cpu=client_cpu))
 
     def __enter__(self) -> 'LocalStack':
         if self.link is not None:

@@ -11,7 +11,9 @@ delay, as in a real link:
     delivered  = leaves + rtt / 2
 
 Data are read in chunks of up to 64 KiB and each chunk is delivered when its last byte would
-have arrived, so the last byte of a message arrives when it would on the real link.
+have arrived, so the last byte of a message arrives when it would on the real link. A chunk's
+arrival is the time the kernel received it (SO_TIMESTAMPNS), not the time the emulator woke
+up to read it: the emulator's own wake-up latency must not lengthen the emulated link.
 Not modelled: loss, jitter, TCP slow start, the reverse path's ACKs. ``bench/link_accuracy.py``
 measures how close the achieved round trip time and throughput come to the targets.
 
@@ -33,6 +35,7 @@ from dataclasses import field
 import json
 import select
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -40,6 +43,8 @@ import time
 from typing import Deque, List, Optional, Tuple, Union
 
 CHUNK = 65536
+SO_TIMESTAMPNS = getattr(socket, 'SO_TIMESTAMPNS', 35)   # 35 on Linux; absent from Python
+ANCILLARY = socket.CMSG_SPACE(16)                         # one struct timespec
 SPIN_S = 200e-6   # the last this much before a delivery is busy-waited, not slept
 LOOPBACK_HOSTS = ('127.0.0.1', 'localhost')
 
@@ -101,6 +106,26 @@ def _precise_timers() -> None:
         pass
 
 
+def arrival_time(ancillary: list, now: float) -> float:
+    """The kernel's receive time of the data just read (monotonic clock), from its
+    SO_TIMESTAMPNS message; ``now`` when there is none."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack_from('qq', data)
+            realtime_minus_monotonic = time.time_ns() - time.monotonic_ns()
+            return min(now, (sec * 1_000_000_000 + nsec - realtime_minus_monotonic) / 1e9)
+    return now
+
+
+def stamp_arrivals(sock: socket.socket) -> None:
+    """Ask the kernel for receive timestamps (best effort: without them, arrivals are
+    stamped when read)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        pass
+
+
 @dataclass
 class LinkStats:
     connections: int = 0
@@ -139,13 +164,13 @@ class _Flow:
 
     def take(self, now: float) -> None:
         try:
-            data = self.src.recv(CHUNK)
+            data, anc, _, _ = self.src.recvmsg(CHUNK, ANCILLARY)
         except BlockingIOError:
             return
         if not data:
             self.eof = True
             return
-        start = max(now, self.link_free)
+        start = max(arrival_time(anc, now), self.link_free)
         self.link_free = start + self.profile.serialisation_s(len(data))
         self.queue.append((self.link_free + self.profile.one_way_s, memoryview(data)))
         self.queued += len(data)
@@ -342,6 +367,7 @@ class LinkEmulator:
         for s in (client, server):
             s.setblocking(False)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            stamp_arrivals(s)
         conn = _Connection(self, client, server)
         with self._lock:
             self._conns.append(conn)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rrto_ros.affinity import check_cpu
+
 MODES = ('rpc', 'pipelined', 'replay')
 
 
@@ -19,10 +21,12 @@ class ClientConfig:
     record_window: int = 3
     curve_secret_key_file: str = ''   # this client's ZeroMQ certificate (secret)
     curve_server_key_file: str = ''   # the server's public key; both empty: no CURVE
+    pin_cpu: int = -1                 # run the session and ZeroMQ threads on this CPU
 
     def validate(self) -> None:
         check_mode(self.mode)
         check_record_window(self.record_window)
+        check_cpu(self.pin_cpu)
         for name in ('connect_timeout_s', 'server_timeout_s', 'heartbeat_s'):
             if getattr(self, name) <= 0:
                 raise ValueError(f'{name} must be > 0, not {getattr(self, name)}')

@@ -40,6 +40,12 @@ _CLIENT = ClientConfig()
 _SERVER = ServerConfig()
 
 
+_PIN_TEXT = ("CPU on which this node runs its {threads} threads and ZeroMQ's I/O thread, "
+             'so that handing a request between them does not wake another CPU (saves '
+             'tens of microseconds per round trip; see bench/replay_stages.py). -1: no '
+             'pinning.')
+
+
 def _modes_text() -> str:
     return 'one of ' + ', '.join(MODES)
 
@@ -81,6 +87,8 @@ CLIENT_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('curve_server_key_file', '',
               "The server's CURVE public key file; needed with curve_secret_key_file."
               + _RESTART, read_only=True),
+    ParamSpec('pin_cpu', _CLIENT.pin_cpu, _PIN_TEXT.format(threads='session') + _RESTART,
+              read_only=True, int_range=(-1, 4095), constraints='-1 or a CPU index'),
 )
 
 
@@ -115,6 +123,8 @@ SERVER_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('curve_secret_key_file', '',
               "The server's CURVE certificate (zmq.auth secret key file); empty: no "
               'encryption.' + _RESTART, read_only=True),
+    ParamSpec('pin_cpu', _SERVER.pin_cpu, _PIN_TEXT.format(threads='I/O') + _RESTART,
+              read_only=True, int_range=(-1, 4095), constraints='-1 or a CPU index'),
 )
 
 NODE_PARAMS: Dict[str, Tuple[ParamSpec, ...]] = {
