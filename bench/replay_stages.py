@@ -58,17 +58,18 @@ UP_BYTES, DOWN_BYTES = 12288, 64
 
 
 # ----------------------------------------------------------------- server process
-def _server_process(port: int, backend: str, cpu: int, out: str, stop) -> None:
+def _server_process(port: int, lane_port: int, backend: str, cpu: int, out: str, stop
+                    ) -> None:
     from rrto_ros.server import server as server_mod
     from rrto_ros.server import session as server_session
     stamps: List[Stamp] = []
-    handle = server_mod.Server._handle
+    handle = server_mod.Server._dispatch
     reply = server_mod.Server._reply
     execute = server_session.ServerSession._execute
 
-    def _handle(self, parts):
+    def _dispatch(self, ident, body):
         stamps.append(('s_in', -1, now()))
-        return handle(self, parts)
+        return handle(self, ident, body)
 
     def _reply(self, ident, rep):
         r = reply(self, ident, rep)
@@ -83,11 +84,12 @@ def _server_process(port: int, backend: str, cpu: int, out: str, stop) -> None:
         stamps.append(('s_exec_end', op, now()))
         return r
 
-    server_mod.Server._handle = _handle
+    server_mod.Server._dispatch = _dispatch
     server_mod.Server._reply = _reply
     server_session.ServerSession._execute = _execute
     srv = server_mod.Server(server_mod.ServerConfig(f'tcp://127.0.0.1:{port}', backend,
-                                                    module_cache_dir=None, pin_cpu=cpu)).start()
+                                                    module_cache_dir=None, pin_cpu=cpu,
+                                                    lane_port=lane_port)).start()
     stop.wait()
     srv.stop()
     pathlib.Path(out).write_text(json.dumps(stamps))
@@ -99,7 +101,7 @@ class ClientStamps:
         self.stamps: List[Stamp] = []
         wire = client_session.wire
         read, reply = wire.read_request, wire.send_reply
-        send, recv = client_uplink.Uplink.send, client_uplink.Uplink._recv
+        send, recv = client_uplink.Uplink.send, client_uplink.Uplink._decode
         st = self.stamps
 
         def read_request(sock):
@@ -116,12 +118,12 @@ class ClientStamps:
             st.append(('c_sent', op if isinstance(op, int) else -1, now()))
             return r
 
-        def up_recv(self_):
-            r = recv(self_)
+        def up_recv(self_, parts):
+            r = recv(self_, parts)
             st.append(('c_recv', -1, now()))
             return r
         wire.read_request, wire.send_reply = read_request, send_reply
-        client_uplink.Uplink.send, client_uplink.Uplink._recv = up_send, up_recv
+        client_uplink.Uplink.send, client_uplink.Uplink._decode = up_send, up_recv
 
 
 def replay_records(client: List[Stamp], server: List[Stamp]) -> List[Dict[str, int]]:
@@ -158,22 +160,27 @@ def replay_records(client: List[Stamp], server: List[Stamp]) -> List[Dict[str, i
 
 
 def run_app(backend: str, link: Optional[str], inferences: int, tmp: str,
-            pin: Tuple[int, int] = (-1, -1)) -> dict:
-    port = free_tcp_port()
+            pin: Tuple[int, int] = (-1, -1), use_lane: bool = True) -> dict:
+    port, lane_port = free_tcp_port(), free_tcp_port()
     mp = multiprocessing.get_context('fork')   # no ZeroMQ context or CUDA here yet
     stop = mp.Event()
-    out = os.path.join(tmp, f'server-{link}-{pin[1]}.json')
-    proc = mp.Process(target=_server_process, args=(port, backend, pin[1], out, stop))
+    out = os.path.join(tmp, f'server-{link}-{pin[1]}-{use_lane}.json')
+    proc = mp.Process(target=_server_process, args=(port, lane_port, backend, pin[1], out,
+                                                    stop))
     proc.start()
     endpoint = f'tcp://127.0.0.1:{port}'
     emu = None
+    lane = f'tcp://127.0.0.1:{lane_port}'
     if link is not None:
-        emu = LinkProcess(link, endpoint, free_tcp_port()).start()
-        endpoint = emu.endpoint
+        lane_via = free_tcp_port()
+        emu = LinkProcess(link, endpoint, free_tcp_port(),
+                          also=[(lane[len('tcp://'):], lane_via)]).start()
+        endpoint, lane = emu.endpoint, f'tcp://127.0.0.1:{lane_via}'
     stamps = ClientStamps()
-    sock = os.path.join(tmp, f'agent-{link}-{pin[0]}.sock')
+    sock = os.path.join(tmp, f'agent-{link}-{pin[0]}-{use_lane}.sock')
     core = ClientCore(ClientConfig(endpoint, sock, 'replay', connect_timeout_s=30.0,
-                                   pin_cpu=pin[0])).start()
+                                   pin_cpu=pin[0], replay_lane=use_lane,
+                                   lane_endpoint=lane)).start()
     try:
         env = interposed_env(sock)
         env['CNN_INFER_TIMING'] = '1'
@@ -208,7 +215,8 @@ def run_app(backend: str, link: Optional[str], inferences: int, tmp: str,
         stages['client_reply'].append(us['c_written'] - us['c_recv'])
     p = get_profile(link or 'loopback')
     nominal = (p.rtt_s + p.serialisation_s(UP_BYTES) + p.serialisation_s(DOWN_BYTES)) * 1e6
-    res = {'link': link or 'direct', 'pin_cpus': {'client': pin[0], 'server': pin[1]},
+    res = {'link': link or 'direct', 'replay_lane': use_lane,
+           'pin_cpus': {'client': pin[0], 'server': pin[1]},
            'inferences_measured': steady,
            'link_nominal_us': round(nominal, 1),
            'p50_us': {k: round(statistics.median(v), 1) for k, v in stages.items()}}
@@ -328,10 +336,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix='rrto-stages-') as tmp:
         for link in a.links.split(','):
             lk = None if link == 'direct' else link
-            for pin in [(-1, -1)] + ([a.pin_cpus] if a.pin_cpus else []):
-                res = run_app(a.backend, lk, a.inferences, tmp, pin)
-                print(json.dumps(res), flush=True)
-                result['stages'].append(res)
+            for use_lane in (False, True):
+                for pin in [(-1, -1)] + ([a.pin_cpus] if a.pin_cpus else []):
+                    res = run_app(a.backend, lk, a.inferences, tmp, pin, use_lane)
+                    print(json.dumps(res), flush=True)
+                    result['stages'].append(res)
             for kind in ('tcp', 'zmq'):
                 for spin in (False, True) if a.spin else (False,):
                     name = f'{kind}{"-spin" if spin else ""} {link}'

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.core import ClientCore
 from rrto_ros.client.launcher import interposed_env
@@ -33,8 +35,13 @@ def test_no_server_first_call_fails_with_one_line(interposer, examples_dir, tmp_
     assert 'no CUDA-capable device' in r.stdout + r.stderr   # the app's own error check
 
 
-def test_server_dies_mid_run_app_gets_errors_not_a_hang(interposer, examples_dir):
-    with LocalStack('emu', 'pipelined', server_timeout_s=1.0, server_process=True) as stack:
+@pytest.mark.parametrize('lane, says', [
+    (True, 'the server closed the replay lane'),      # seen at once: the lane is reset
+    (False, 'no answer from the rrto server'),         # ZeroMQ only: after server_timeout_s
+])
+def test_server_dies_mid_run_app_gets_errors_not_a_hang(interposer, examples_dir, lane, says):
+    with LocalStack('emu', 'pipelined', server_timeout_s=1.0, server_process=True,
+                    client_options={'replay_lane': lane}) as stack:
         proc = subprocess.Popen([str(examples_dir / 'cnn_infer'), '100000'], env=stack.env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         first = proc.stdout.readline()             # inference 0 done: the run is under way
@@ -47,7 +54,7 @@ def test_server_dies_mid_run_app_gets_errors_not_a_hang(interposer, examples_dir
         session = stack.last_session()
     assert proc.returncode != 0
     assert elapsed < 15
-    assert 'no answer from the rrto server' in err
+    assert says in err
     assert session['state'] == 'lost'
 
 

@@ -45,6 +45,19 @@ def test_replay_enters_quickly_and_costs_one_round_trip(examples_dir, backend, r
     assert len(steady) > 100
     assert max(steady) == 1 and statistics.median(steady) == 1   # the output copy, only
     assert s['departures'] == 1      # the program's clean-up after its last inference
+    # Every replayed inference's one request (REPLAY_RUN) went over the replay lane.
+    assert s['lane_requests'] >= N - s['replay_started_at'] - 1
+
+
+def test_replay_without_lane_is_the_same(examples_dir, backend, reference):
+    """replay_lane off: REPLAY_RUN travels on ZeroMQ; same results, same round trips."""
+    with LocalStack(backend, 'replay', client_options={'replay_lane': False}) as stack:
+        r = stack.run([str(examples_dir / 'cnn_infer'), str(N)], timeout=600)
+        s = stack.last_session()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == reference
+    assert s['lane_requests'] == 0
+    assert max(s['round_trips_per_inference'][WINDOW + 3:]) == 1
 
 
 def test_forced_divergence_midway_recovers(examples_dir, backend, reference):

@@ -14,7 +14,10 @@ Data are read in chunks of up to 64 KiB and each chunk is delivered when its las
 have arrived, so the last byte of a message arrives when it would on the real link. A chunk's
 arrival is the time the kernel received it (SO_TIMESTAMPNS), not the time the emulator woke
 up to read it: the emulator's own wake-up latency must not lengthen the emulated link.
-Not modelled: loss, jitter, TCP slow start, the reverse path's ACKs. ``bench/link_accuracy.py``
+Several connections (e.g. a session's ZeroMQ connection and its replay lane, each proxied
+from a listening port of its own, see ``also``) share one bottleneck per direction, as
+they would share a radio. Not modelled: loss, jitter, TCP slow start, the reverse path's
+ACKs. ``bench/link_accuracy.py``
 measures how close the achieved round trip time and throughput come to the targets.
 
 Bounded by construction: it listens on 127.0.0.1 only, forwards only to a loopback
@@ -40,7 +43,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Deque, List, Optional, Tuple, Union
+from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 CHUNK = 65536
 SO_TIMESTAMPNS = getattr(socket, 'SO_TIMESTAMPNS', 35)   # 35 on Linux; absent from Python
@@ -144,17 +147,25 @@ class LinkStats:
                 'max': round(late[-1] * 1e6, 1)}
 
 
+class _Bottleneck:
+    """One direction of the link, shared by every connection through the emulator."""
+
+    def __init__(self) -> None:
+        self.free = 0.0          # when it has sent every byte taken in so far
+        self.lock = threading.Lock()
+
+
 class _Flow:
     """One direction of one connection. Its queue is the link's buffer (bounded): chunks
     stamped with the time they are due at the far end."""
 
     def __init__(self, src: socket.socket, dst: socket.socket, profile: LinkProfile,
-                 max_queued: int, up: bool) -> None:
+                 max_queued: int, up: bool, bottleneck: _Bottleneck) -> None:
         self.src, self.dst, self.profile, self.max_queued, self.up = \
             src, dst, profile, max_queued, up
+        self.bottleneck = bottleneck
         self.queue: Deque[Tuple[float, memoryview]] = collections.deque()
         self.queued = 0
-        self.link_free = 0.0   # when the bottleneck has sent every byte taken in so far
         self.eof = False
         self.shut = False
 
@@ -170,9 +181,12 @@ class _Flow:
         if not data:
             self.eof = True
             return
-        start = max(arrival_time(anc, now), self.link_free)
-        self.link_free = start + self.profile.serialisation_s(len(data))
-        self.queue.append((self.link_free + self.profile.one_way_s, memoryview(data)))
+        b = self.bottleneck
+        with b.lock:
+            start = max(arrival_time(anc, now), b.free)
+            b.free = start + self.profile.serialisation_s(len(data))
+            due = b.free + self.profile.one_way_s
+        self.queue.append((due, memoryview(data)))
         self.queued += len(data)
 
     def due(self, now: float) -> bool:
@@ -215,7 +229,9 @@ class _Connection:
         self.closed = False
         self._lock = threading.Lock()
         p, q = emu.profile, emu.max_queued_bytes
-        self.flows = (_Flow(client, server, p, q, True), _Flow(server, client, p, q, False))
+        up, down = emu.bottlenecks
+        self.flows = (_Flow(client, server, p, q, True, up),
+                      _Flow(server, client, p, q, False, down))
         self.thread = threading.Thread(target=self._loop, daemon=True, name='rrto-link-conn')
 
     def start(self) -> None:
@@ -274,23 +290,34 @@ class LinkEmulator:
 
     def __init__(self, profile: Union[str, LinkProfile], target: str, listen_port: int = 0,
                  max_lifetime_s: float = 3600.0, max_connections: int = 32,
-                 max_queued_bytes: int = 8 << 20) -> None:
+                 max_queued_bytes: int = 8 << 20,
+                 also: Sequence[Tuple[str, int]] = ()) -> None:
+        """``also``: more (target, listen port) pairs proxied over the same link."""
         self.profile = get_profile(profile)
         self.target = parse_target(target)
         self.max_lifetime_s = max_lifetime_s
         self.max_connections = max_connections
         self.max_queued_bytes = max_queued_bytes
         self.stats = LinkStats()
-        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsock.bind(('127.0.0.1', listen_port))
-        self._lsock.listen(16)
-        self._lsock.settimeout(0.2)
+        self.bottlenecks = (_Bottleneck(), _Bottleneck())   # up, down
+        self._routes: Dict[socket.socket, Tuple[str, int]] = {}
+        self._lsock = self._listen(listen_port, self.target)
         self.port = self._lsock.getsockname()[1]
+        self.also_ports = [self._listen(port, parse_target(t)).getsockname()[1]
+                           for t, port in also]
         self._conns: List[_Connection] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+
+    def _listen(self, port: int, target: Tuple[str, int]) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(('127.0.0.1', port))
+        sock.listen(16)
+        sock.setblocking(False)
+        self._routes[sock] = target
+        return sock
 
     @property
     def endpoint(self) -> str:
@@ -321,7 +348,8 @@ class LinkEmulator:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5.0)
-        self._lsock.close()
+        for lsock in self._routes:
+            lsock.close()
         with self._lock:
             conns = list(self._conns)
         for c in conns:
@@ -339,19 +367,21 @@ class LinkEmulator:
         deadline = time.monotonic() + self.max_lifetime_s
         try:
             while not self._stop.is_set() and time.monotonic() < deadline:
-                try:
-                    client, _ = self._lsock.accept()
-                except socket.timeout:
-                    continue
-                except OSError:
-                    break
-                self._open(client)
+                ready, _, _ = select.select(list(self._routes), [], [], 0.2)
+                for lsock in ready:
+                    try:
+                        client, _ = lsock.accept()
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    self._open(client, self._routes[lsock])
+        except (OSError, ValueError):
+            pass
         finally:
             if not self._stop.is_set():       # lifetime over: stop by itself
                 threading.Thread(target=self.stop, daemon=True).start()
             self._stop.set()
 
-    def _open(self, client: socket.socket) -> None:
+    def _open(self, client: socket.socket, target: Tuple[str, int]) -> None:
         with self._lock:
             full = len(self._conns) >= self.max_connections
         if full:
@@ -359,7 +389,7 @@ class LinkEmulator:
             client.close()
             return
         try:
-            server = socket.create_connection(self.target, timeout=2.0)
+            server = socket.create_connection(target, timeout=2.0)
         except OSError:
             self.stats.refused += 1   # target not up (yet): the client will retry
             client.close()
@@ -383,10 +413,13 @@ class LinkProcess:
     """
 
     def __init__(self, profile: Union[str, LinkProfile], target: str, listen_port: int = 0,
-                 max_lifetime_s: float = 3600.0) -> None:
+                 max_lifetime_s: float = 3600.0, also: Sequence[Tuple[str, int]] = ()) -> None:
+        """``also``: more (target, listen port) pairs proxied over the same link."""
         self.profile = get_profile(profile)
-        parse_target(target)
+        for t in [target] + [t for t, _ in also]:
+            parse_target(t)
         self.target = target
+        self.also = list(also)
         self.listen_port = listen_port
         self.max_lifetime_s = max_lifetime_s
         self.port = listen_port
@@ -402,7 +435,8 @@ class LinkProcess:
         return [sys.executable, '-m', 'rrto_ros.bench.link', '--target', self.target,
                 '--rtt-ms', repr(p.rtt_s * 1e3), '--mbit', repr(p.bandwidth_bps / 1e6),
                 '--name', p.name, '--port', str(self.listen_port),
-                '--max-seconds', repr(self.max_lifetime_s)]
+                '--max-seconds', repr(self.max_lifetime_s)] + \
+            [x for t, port in self.also for x in ('--also', f'{t}@{port}')]
 
     def start(self, timeout: float = 20.0) -> 'LinkProcess':
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE,
@@ -461,14 +495,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument('--name', help='name of the overridden profile')
     ap.add_argument('--port', type=int, default=0, help='port on 127.0.0.1 (0: any free)')
     ap.add_argument('--max-seconds', type=float, default=3600.0, help='lifetime')
+    ap.add_argument('--also', action='append', default=[], metavar='TARGET@PORT',
+                    help='also proxy 127.0.0.1:PORT to TARGET over the same link')
     a = ap.parse_args(argv)
+    also = []
+    for item in a.also:
+        t, _, port = item.rpartition('@')
+        if not t or not port.isdigit():
+            ap.error(f'--also {item!r}: expected TARGET@PORT')
+        also.append((t, int(port)))
     p = PROFILES[a.profile]
     if a.rtt_ms is not None or a.mbit is not None:
         p = LinkProfile(a.name or 'custom', p.rtt_s if a.rtt_ms is None else a.rtt_ms / 1e3,
                         p.bandwidth_bps if a.mbit is None else a.mbit * 1e6)
     if p.rtt_s < 0 or p.bandwidth_bps < 0:
         ap.error('round trip time and bandwidth must be >= 0')
-    emu = LinkEmulator(p, a.target, a.port, a.max_seconds).start()
+    emu = LinkEmulator(p, a.target, a.port, a.max_seconds, also=also).start()
     print(f'rrto-link: listening on 127.0.0.1:{emu.port} -> {a.target} '
           f'({p.name}: rtt {p.rtt_s * 1e3:g} ms, '
           f'{p.bandwidth_bps / 1e6:g} Mbit/s)', flush=True)

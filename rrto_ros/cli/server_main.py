@@ -26,13 +26,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument('--max-sessions', type=int, default=16)
     ap.add_argument('--pin-cpu', type=int, default=-1,
                     help='CPU for the I/O and ZeroMQ threads (-1: no pinning)')
+    ap.add_argument('--lane-port', type=int, default=0,
+                    help='TCP port of the replay lane (0: any free one, -1: no lane)')
     ap.add_argument('--log-level', default='INFO')
     a = ap.parse_args(argv)
     logging.basicConfig(level=a.log_level.upper(), format='[rrto-server] %(message)s')
     backend = default_backend() if a.backend == 'auto' else a.backend
     try:
         server = Server(ServerConfig(a.bind, backend, a.device, a.cache_dir or None,
-                                     a.max_sessions, pin_cpu=a.pin_cpu))
+                                     a.max_sessions, pin_cpu=a.pin_cpu,
+                                     lane_port=a.lane_port))
     except (ValueError, OSError) as e:
         logging.error('cannot start: %s', e)
         return 2

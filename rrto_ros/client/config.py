@@ -22,11 +22,16 @@ class ClientConfig:
     curve_secret_key_file: str = ''   # this client's ZeroMQ certificate (secret)
     curve_server_key_file: str = ''   # the server's public key; both empty: no CURVE
     pin_cpu: int = -1                 # run the session and ZeroMQ threads on this CPU
+    replay_lane: bool = True          # replay requests on their own TCP connection
+    lane_endpoint: str = ''           # tcp://HOST:PORT of the lane; '': server's host
 
     def validate(self) -> None:
         check_mode(self.mode)
         check_record_window(self.record_window)
         check_cpu(self.pin_cpu)
+        if self.lane_endpoint and not self.lane_endpoint.startswith('tcp://'):
+            raise ValueError(f'lane_endpoint {self.lane_endpoint!r} is not tcp://HOST:PORT '
+                             "('' uses the server's host and the port it announces)")
         for name in ('connect_timeout_s', 'server_timeout_s', 'heartbeat_s'):
             if getattr(self, name) <= 0:
                 raise ValueError(f'{name} must be > 0, not {getattr(self, name)}')

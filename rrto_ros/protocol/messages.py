@@ -34,6 +34,7 @@ class Request:
     frames: List[Any] = field(default_factory=list)   # bytes-like bulk parts
     quiet: bool = False
     extra: Dict[str, Any] = field(default_factory=dict)
+    route: bytes = b''           # server side: where the reply goes (not on the wire)
 
 
 @dataclass

@@ -4,6 +4,8 @@
 One I/O thread receives every request, answers liveness probes itself, rejects what is
 malformed, oversized or not the sender's session with an error reply, and hands the rest
 to the session's worker thread. Workers send their replies back through an inproc socket.
+Requests come over ZeroMQ or over a session's replay lane (``lanes.py``); a reply goes back
+the way its request came.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import field
 import logging
 import os
 import secrets
+import socket
 import threading
 import time
 from typing import Dict, List, Optional
@@ -32,7 +35,9 @@ from rrto_ros.protocol.messages import ProtocolError
 from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.messages import total_size
 from rrto_ros.protocol.ops import Op
+from rrto_ros.server import lanes
 from rrto_ros.server.backend import make_backend
+from rrto_ros.server.lanes import ServerLane
 from rrto_ros.server.module_cache import ModuleCache
 from rrto_ros.server.session import ServerSession
 
@@ -51,6 +56,7 @@ class ServerConfig:
     replay_graphs: bool = True      # replay runs of launches as CUDA graphs (cuda backend)
     curve_secret_key_file: str = ''  # ZeroMQ certificate with the server's secret key
     pin_cpu: int = -1               # run the I/O and ZeroMQ threads on this CPU
+    lane_port: int = 0              # replay lane TCP port; 0: any free one; -1: no lane
 
     def validate(self) -> None:
         if self.backend not in ('cuda', 'emu'):
@@ -60,6 +66,10 @@ class ServerConfig:
         if self.session_timeout_s <= 0:
             raise ValueError('session_timeout_s must be > 0')
         check_cpu(self.pin_cpu)
+        if isinstance(self.lane_port, bool) or not isinstance(self.lane_port, int) or \
+                not -1 <= self.lane_port <= 65535:
+            raise ValueError(f'lane_port must be -1 (no lane), 0 (any free port) or a TCP '
+                             f'port, not {self.lane_port!r}')
 
 
 @dataclass
@@ -98,6 +108,12 @@ class Server:
         self.endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._pull = self.ctx.socket(zmq.PULL)
         self._pull.bind(self._replies)
+        self._lane_listener = self._open_lane_listener(keys is not None)
+        self.lane_port: Optional[int] = \
+            self._lane_listener.getsockname()[1] if self._lane_listener else None
+        self._lanes: Dict[bytes, ServerLane] = {}        # route -> lane
+        self._lane_fds: Dict[int, ServerLane] = {}
+        self._poller = zmq.Poller()
         self.ready = threading.Event()
 
     # ----------------------------------------------------------- lifecycle
@@ -113,18 +129,42 @@ class Server:
         if self._thread:
             self._thread.join(timeout)
 
+    def _open_lane_listener(self, curve: bool) -> Optional[socket.socket]:
+        if self.config.lane_port < 0:
+            return None
+        if curve:
+            log.info('replay lane off: CURVE encrypts the ZeroMQ connection only, so replay '
+                     'requests stay on it')
+            return None
+        try:
+            return lanes.listen(self.config.bind_endpoint, self.config.lane_port)
+        except OSError as e:
+            log.warning('replay lane off: cannot listen on port %d next to %s (%s); replays '
+                        'go over ZeroMQ (slower). Set lane_port to a free port.',
+                        self.config.lane_port, self.config.bind_endpoint, e)
+            return None
+
     def serve_forever(self) -> None:
         pin_thread(self.config.pin_cpu)
-        poller = zmq.Poller()
+        poller = self._poller
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._pull, zmq.POLLIN)
-        log.info('rrto server listening on %s (backend %s, module cache %s)', self.endpoint,
-                 self.config.backend, self.cache.dir or 'memory only')
+        listener = self._lane_listener.fileno() if self._lane_listener else -1
+        if self._lane_listener is not None:
+            poller.register(listener, zmq.POLLIN)
+        log.info('rrto server listening on %s (backend %s, module cache %s, replay lane %s)',
+                 self.endpoint, self.config.backend, self.cache.dir or 'memory only',
+                 f'on port {self.lane_port}' if self.lane_port else 'off')
         self.ready.set()
         last_reap = time.monotonic()
         try:
             while not self._stop.is_set():
                 events = dict(poller.poll(200))
+                for fd, ev in events.items():
+                    if fd in self._lane_fds:
+                        self._serve_lane(self._lane_fds[fd], ev)
+                if listener in events:
+                    self._accept_lane()
                 if self._pull in events:
                     self._drain_replies()
                 if self._router in events:
@@ -138,6 +178,10 @@ class Server:
             for s in list(self.sessions.values()):
                 s.closed.wait(5)
             self.sessions.clear()
+            for lane in list(self._lanes.values()) + list(self._lane_fds.values()):
+                lane.close()
+            if self._lane_listener is not None:
+                self._lane_listener.close()
             self._router.close(0)
             self._pull.close(0)
             release_context(self.ctx, self._ctx_cpu)
@@ -170,10 +214,72 @@ class Server:
                 parts = self._pull.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self._router.send_multipart(parts, copy=False)
+            self._route(parts[0].bytes, parts[1:])
 
     def _reply(self, ident: bytes, reply: Reply) -> None:
-        self._router.send_multipart([ident] + encode_reply(reply))
+        self._route(ident, encode_reply(reply))
+
+    def _route(self, ident: bytes, parts: List) -> None:
+        """Send a reply back the way its request came: the session's lane or ZeroMQ."""
+        if not ident.startswith(lanes.LANE_IDENT):
+            self._router.send_multipart([ident] + parts, copy=False)
+            return
+        lane = self._lanes.get(ident)
+        if lane is None:
+            log.debug('reply for a closed replay lane dropped')
+            return
+        try:
+            lane.send(parts)
+        except lanes.LaneClosed as e:
+            return self._drop_lane(lane, str(e))
+        self._watch_lane(lane)
+
+    # ----------------------------------------------------------- replay lanes
+    def _accept_lane(self) -> None:
+        while True:
+            conn, peer = lanes.accept(self._lane_listener)
+            if conn is None:
+                return
+            if len(self._lane_fds) >= 2 * self.config.max_sessions:
+                log.warning('replay lane from %s refused: too many open lanes', peer)
+                conn.close()
+                continue
+            lane = ServerLane(conn, self.config.max_message_bytes)
+            self._lane_fds[lane.fileno()] = lane
+            self._poller.register(lane.fileno(), zmq.POLLIN)
+
+    def _watch_lane(self, lane: ServerLane) -> None:
+        self._poller.modify(lane.fileno(),
+                            zmq.POLLIN | (zmq.POLLOUT if lane.wants_write else 0))
+
+    def _serve_lane(self, lane: ServerLane, events: int) -> None:
+        try:
+            if events & zmq.POLLOUT:
+                lane.flush()
+                self._watch_lane(lane)
+            if not events & zmq.POLLIN:
+                return
+            known = lane.sid is not None
+            msgs = lane.read()
+            if not known and lane.sid is not None:
+                session = self.sessions.get(lane.sid)
+                if session is None or lane.ident in self._lanes:
+                    raise lanes.LaneClosed('hello for an unknown session or one that has a '
+                                           'lane already')
+                self._lanes[lane.ident] = lane
+                log.info('session %s: replay lane open', lane.sid.hex()[:8])
+            for parts in msgs:
+                self._dispatch(lane.ident, parts)
+        except lanes.LaneClosed as e:
+            self._drop_lane(lane, str(e))
+
+    def _drop_lane(self, lane: ServerLane, why: str) -> None:
+        if self._lane_fds.pop(lane.fileno(), None) is not None:
+            self._poller.unregister(lane.fileno())
+        if self._lanes.get(lane.ident) is lane:
+            del self._lanes[lane.ident]
+            log.info('session %s: replay lane closed (%s)', (lane.sid or b'').hex()[:8], why)
+        lane.close()
 
     # ----------------------------------------------------------- requests
     def _drain_requests(self) -> None:
@@ -191,8 +297,9 @@ class Server:
         self._reply(ident, Reply(seq, code, message=why))
 
     def _handle(self, parts: List[zmq.Frame]) -> None:
-        ident = parts[0].bytes
-        body = parts[1:]
+        self._dispatch(parts[0].bytes, parts[1:])
+
+    def _dispatch(self, ident: bytes, body: List) -> None:
         size = total_size(body)
         self.stats.requests += 1
         self.stats.bytes_in += size
@@ -209,16 +316,18 @@ class Server:
                 session.last_seen = time.monotonic()
             alive = session is not None and not session.closed.is_set()
             return self._reply(ident, Reply(req.seq, 0, [int(alive)]))
-        if req.op == Op.HELLO:
+        via_lane = ident.startswith(lanes.LANE_IDENT)
+        if req.op == Op.HELLO and not via_lane:
             return self._open(ident, req)
         session = self.sessions.get(req.sid)
         if session is None:
             return self._reject(ident, req.seq, 'unknown session (the server restarted or the '
                                 'session timed out); restart the app',
                                 ops.CUDA_ERROR_DEVICES_UNAVAILABLE)
-        if session.ident != ident:
+        if ident != (lanes.LANE_IDENT + session.sid if via_lane else session.ident):
             return self._reject(ident, req.seq, 'session belongs to another connection',
                                 ops.CUDA_ERROR_INVALID_RESOURCE_HANDLE)
+        req.route = ident
         if req.op == Op.BYE:
             self._forget(session, 'closed by the client')
         elif len(self.sessions) == 1:   # alone: the hot path may skip the thread hand-offs
@@ -239,7 +348,8 @@ class Server:
         cfg = self.config
         session = ServerSession(sid, ident, lambda: make_backend(cfg.backend, cfg.device),
                                 self.cache, self._worker_send,
-                                self._session_ended, label, cfg.replay_graphs)
+                                self._session_ended, label, cfg.replay_graphs,
+                                self.lane_port)
         self.sessions[sid] = session
         self.stats.sessions_opened += 1
         log.info('session %s opened for %s', sid.hex()[:8], label)
@@ -254,6 +364,9 @@ class Server:
 
     def _reap(self) -> None:
         now = time.monotonic()
+        for lane in list(self._lanes.values()):
+            if lane.sid not in self.sessions:
+                self._drop_lane(lane, 'session ended')
         for session in list(self.sessions.values()):
             if now - session.last_seen > self.config.session_timeout_s:
                 self._forget(session, f'no message for {self.config.session_timeout_s:.0f} s')

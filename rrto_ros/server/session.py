@@ -32,10 +32,11 @@ class ServerSession:
     def __init__(self, sid: bytes, ident: bytes, backend_factory: Callable[[], Backend],
                  cache: ModuleCache, send: Callable[[bytes, Reply], None],
                  on_closed: Callable[['ServerSession'], None], label: str = '',
-                 replay_graphs: bool = True) -> None:
+                 replay_graphs: bool = True, lane_port: Optional[int] = None) -> None:
         self.sid = sid
         self.ident = ident
         self.label = label
+        self.lane_port = lane_port
         self.cache = cache
         self._send = send
         self._on_closed = on_closed
@@ -122,7 +123,7 @@ class ServerSession:
                 with self._busy:
                     reply = self._execute(req)
                 if reply is not None:
-                    self._send(self.ident, reply)
+                    self._send(req.route or self.ident, reply)
                 if req.op == Op.BYE or (req.op == Op.HELLO and reply is not None and reply.err):
                     break
         finally:
@@ -184,7 +185,10 @@ class ServerSession:
         except Exception as e:  # no driver, no device, out of memory...
             raise CudaError(ops.CUDA_ERROR_NO_DEVICE,
                             f'the server could not open its device: {e}') from None
-        return [1], [], {'sid': self.sid, 'backend': self.backend.name}
+        extra = {'sid': self.sid, 'backend': self.backend.name}
+        if self.lane_port is not None:
+            extra['lane_port'] = self.lane_port
+        return [1], [], extra
 
     def _bye(self, req: Request) -> Tuple[list, list]:
         return [], []

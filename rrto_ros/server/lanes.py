@@ -1,0 +1,131 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""The server's end of the replay lanes (see ``rrto_ros.protocol.lane_wire``): a listening
+socket and one non-blocking connection per session, all served by the server's I/O thread.
+A reply that does not fit the socket buffer waits in the lane's queue (the I/O thread
+never blocks on a slow client)."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+from typing import Any, Deque, List, Optional, Sequence, Tuple
+
+from rrto_ros.protocol import lane_wire
+from rrto_ros.protocol.messages import ProtocolError
+
+log = logging.getLogger(__name__)
+LANE_IDENT = b'lane:'    # reply route of a lane: this + the session id (ZeroMQ's are 5 bytes)
+HELLO_BYTES = len(lane_wire.LANE_HELLO) + lane_wire.SID_BYTES
+
+
+class LaneClosed(Exception):
+    """The peer closed the lane or broke the protocol."""
+
+
+def listen(bind_endpoint: str, port: int) -> Optional[socket.socket]:
+    """A listening socket next to the ZeroMQ endpoint ``tcp://HOST:PORT``; None when that
+    endpoint is not TCP."""
+    if not bind_endpoint.startswith('tcp://'):
+        return None
+    host = bind_endpoint[len('tcp://'):].rpartition(':')[0].strip('[]')
+    host = '' if host in ('*', '0.0.0.0') else host
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(64)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class ServerLane:
+    def __init__(self, sock: socket.socket, max_message_bytes: int) -> None:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        self.sid: Optional[bytes] = None
+        self._hello = bytearray()
+        self._reader = lane_wire.LaneReader(max_message_bytes)
+        self._out: Deque[memoryview] = collections.deque()
+
+    @property
+    def ident(self) -> bytes:
+        return LANE_IDENT + (self.sid or b'')
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    @property
+    def wants_write(self) -> bool:
+        return bool(self._out)
+
+    def read(self) -> List[List[memoryview]]:
+        """Take in what arrived; returns complete messages (after the hello)."""
+        msgs: List[List[memoryview]] = []
+        while True:
+            try:
+                data = self.sock.recv(1 << 20)
+            except (BlockingIOError, InterruptedError):
+                return msgs
+            except OSError as e:
+                raise LaneClosed(str(e)) from None
+            if not data:
+                raise LaneClosed('closed by the client')
+            if self.sid is None:
+                data = self._take_hello(data)
+            try:
+                msgs += self._reader.feed(data)
+            except ProtocolError as e:
+                raise LaneClosed(f'protocol error: {e}') from None
+
+    def _take_hello(self, data: bytes) -> bytes:
+        need = HELLO_BYTES - len(self._hello)
+        self._hello += data[:need]
+        if len(self._hello) < HELLO_BYTES:
+            return b''
+        prefix = bytes(self._hello[:len(lane_wire.LANE_HELLO)])
+        if prefix != lane_wire.LANE_HELLO:
+            raise LaneClosed('not an rrto replay lane (bad hello)')
+        self.sid = bytes(self._hello[len(lane_wire.LANE_HELLO):])
+        return data[need:]
+
+    def send(self, parts: Sequence[Any]) -> None:
+        self._out.extend(memoryview(b).cast('B') for b in lane_wire.encode(parts))
+        self.flush()
+
+    def flush(self) -> None:
+        """Send what the socket takes now; the rest stays queued (``wants_write``)."""
+        while self._out:
+            try:
+                n = self.sock.sendmsg(list(self._out)[:64])
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                raise LaneClosed(str(e)) from None
+            while n and self._out:
+                head = self._out[0]
+                if n >= head.nbytes:
+                    n -= head.nbytes
+                    self._out.popleft()
+                else:
+                    self._out[0] = head[n:]
+                    n = 0
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def accept(listener: socket.socket) -> Tuple[Optional[socket.socket], str]:
+    try:
+        conn, addr = listener.accept()
+    except (BlockingIOError, InterruptedError):
+        return None, ''
+    return conn, f'{addr[0]}:{addr[1]}'
