@@ -130,6 +130,19 @@ class Backend(abc.ABC):
     def graph_launch(self, graph: object, stream: int) -> None:
         raise NotImplementedError
 
+    def staging(self, nbytes: int) -> memoryview:
+        """Page-locked host memory that lives as long as the backend: where captured copies
+        between host and device read and write."""
+        raise NotImplementedError
+
+    def capture_htod(self, dst: int, src: memoryview) -> None:
+        """While capturing: copy staging memory ``src`` to ``dst`` (when the graph runs)."""
+        raise NotImplementedError
+
+    def capture_dtoh(self, dst: memoryview, src: int) -> None:
+        """While capturing: copy from ``src`` into staging memory ``dst``."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def reset(self) -> None:
         """cudaDeviceReset: free everything the session holds, keep the session."""

@@ -11,6 +11,7 @@ untouched: they are this GPU's real addresses.
 from __future__ import annotations
 
 import ctypes
+import threading
 from typing import Dict, List, Sequence, Tuple
 
 from cuda.bindings import driver as cu
@@ -40,6 +41,9 @@ def _check(result, what: str):
     return result[1] if len(result) == 2 else result[1:]
 
 
+_bound = threading.local()    # the context each thread last made current through bind_thread
+
+
 def _host_addr(buf) -> Tuple[int, np.ndarray]:
     arr = np.frombuffer(buf, dtype=np.uint8)
     return arr.ctypes.data, arr
@@ -61,6 +65,7 @@ class CudaBackend(Backend):
         self.functions: Dict[int, cu.CUfunction] = {}
         self.modules: List[cu.CUmodule] = []
         self.graphs: List[tuple] = []
+        self.staged: List[int] = []          # page-locked host buffers (cuMemHostAlloc)
         self._capture_stream = _check(cu.cuStreamCreate(
             cu.CUstream_flags.CU_STREAM_NON_BLOCKING), 'cuStreamCreate')
         self._capturing = False
@@ -241,7 +246,10 @@ class CudaBackend(Backend):
                                  extra_addr), 'cuLaunchKernel')
 
     def bind_thread(self) -> None:
+        if getattr(_bound, 'ctx', None) is self.ctx:   # already current on this thread
+            return
         _check(cu.cuCtxSetCurrent(self.ctx), 'cuCtxSetCurrent')
+        _bound.ctx = self.ctx
 
     # ----------------------------------------------------------- graphs
     supports_graphs = True
@@ -269,6 +277,19 @@ class CudaBackend(Backend):
     def graph_launch(self, graph: object, stream: int) -> None:
         _check(cu.cuGraphLaunch(graph, self._stream(stream)), 'cuGraphLaunch')
 
+    def staging(self, nbytes: int) -> memoryview:
+        addr = _check(cu.cuMemHostAlloc(max(1, nbytes), 0), 'cuMemHostAlloc')
+        self.staged.append(addr)
+        return memoryview((ctypes.c_char * max(1, nbytes)).from_address(addr)).cast('B')[:nbytes]
+
+    def capture_htod(self, dst: int, src: memoryview) -> None:
+        _check(cu.cuMemcpyHtoDAsync(dst, _host_addr(src)[0], src.nbytes, self._capture_stream),
+               'cuMemcpyHtoDAsync')
+
+    def capture_dtoh(self, dst: memoryview, src: int) -> None:
+        _check(cu.cuMemcpyDtoHAsync(_host_addr(dst)[0], src, dst.nbytes, self._capture_stream),
+               'cuMemcpyDtoHAsync')
+
     # ----------------------------------------------------------- teardown
     def reset(self) -> None:
         """cudaDeviceReset: drop allocations, streams and events; loaded modules stay, so
@@ -289,6 +310,9 @@ class CudaBackend(Backend):
             cu.cuGraphExecDestroy(exe)
             cu.cuGraphDestroy(graph)
         self.graphs.clear()
+        for addr in self.staged:
+            cu.cuMemFreeHost(addr)
+        self.staged.clear()
         if self.ctx is not None:
             cu.cuCtxDestroy(self.ctx)
             self.ctx = None

@@ -5,10 +5,15 @@ app's interposer validates them (REPLAY_RUN seq, from, to).
 The server keeps a cursor per sequence and refuses a range that does not continue where the
 last one ended: the interposer and the server can never disagree about what has run.
 
-Speed: where a range holds a run of two or more launches (memsets, device-to-device copies)
-on one stream, the first replay captures the run into a CUDA graph and later replays launch
-that graph: one driver call instead of one Python round of work per kernel. The ranges are
-the same every inference (the interposer cuts them at fixed entries), so graphs are reused.
+Speed: where a range holds a run of two or more launches (memsets, copies) on one stream,
+the first replay captures the run into a CUDA graph and later replays launch that graph: one
+driver call instead of one Python round of work per kernel. The ranges are the same every
+inference (the interposer cuts them at fixed entries), so graphs are reused. Copies between
+host and device join the graph through page-locked staging buffers: the request's input
+bytes are copied into the staging buffer before the launch, and a copy to the host (only as
+the last entry of a run: it is what the app waits for) is read from its buffer after the
+stream has synchronised. A typical inference (input copy, kernels, result copy) is then one
+graph launch and one synchronisation.
 """
 
 from __future__ import annotations
@@ -32,7 +37,18 @@ log = logging.getLogger(__name__)
 Execute = Callable[[Request], tuple]
 
 
-CAPTURABLE = {Op.LAUNCH: 8, Op.MEMSET: 3, Op.MEMCPY_DTOD: 3}   # op -> index of its stream
+# op -> index of its stream argument
+CAPTURABLE = {Op.LAUNCH: 8, Op.MEMSET: 3, Op.MEMCPY_DTOD: 3, Op.MEMCPY_HTOD: 1,
+              Op.MEMCPY_DTOH: 2}
+
+
+@dataclass
+class Graph:
+    """A captured run of template entries and the staging memory of its host copies."""
+    exe: object
+    stream: int
+    inputs: List[memoryview]            # one per input copy, in order
+    output: Optional[memoryview]        # the final copy to the host, if the run ends so
 
 
 @dataclass
@@ -50,8 +66,9 @@ class ServerReplay:
         self._execute = execute
         self._backend = backend
         self.templates: Dict[int, Template] = {}
-        self._graphs: Dict[Tuple[int, int, int], object] = {}   # (seq, from, to) -> graph
+        self._graphs: Dict[Tuple[int, int, int], Graph] = {}   # (seq, from, to) -> graph
         self._no_graph: set = set()
+        self._in_flight: set = set()   # graphs with staged inputs launched, not synchronised
         self.graph_launches = 0
 
     def load(self, seq_id: int, start: int, blob: bytes) -> None:
@@ -97,9 +114,12 @@ class ServerReplay:
         try:
             while i < end:
                 j = self._capturable_run(t.requests, i, end)
-                if j - i >= 2 and self._run_graph(seq_id, t, i, j):
-                    i = j
-                    continue
+                if j - i >= 2:
+                    ran = self._run_graph(seq_id, t, i, j, payload, offset)
+                    if ran is not None:
+                        out, offset = ran
+                        i = j
+                        continue
                 req = t.requests[i]
                 if req.op == Op.MEMCPY_HTOD:
                     n = req.extra['var_len']
@@ -114,7 +134,8 @@ class ServerReplay:
 
     @staticmethod
     def _capturable_run(requests: List[Request], i: int, end: int) -> int:
-        """End of the run of capturable entries on one stream that starts at i."""
+        """End of the run of capturable entries on one stream that starts at i; a copy to
+        the host ends a run."""
         first = requests[i]
         if first.op not in CAPTURABLE:
             return i
@@ -123,33 +144,67 @@ class ServerReplay:
         while j < end and requests[j].op in CAPTURABLE and \
                 requests[j].args[CAPTURABLE[requests[j].op]] == stream:
             j += 1
+            if requests[j - 1].op == Op.MEMCPY_DTOH:
+                break
         return j
 
-    def _run_graph(self, seq_id: int, t: Template, i: int, j: int) -> bool:
-        """Run entries [i, j) as one CUDA graph; False when graphs cannot serve them."""
+    def _run_graph(self, seq_id: int, t: Template, i: int, j: int,
+                   payload: Optional[memoryview], offset: int) -> Optional[Tuple[tuple, int]]:
+        """Run entries [i, j) as one CUDA graph. Returns (the last entry's results, the
+        offset in ``payload`` after this run's inputs); None when graphs cannot serve them."""
         backend = self._backend()
         key = (seq_id, i, j)
         if backend is None or not backend.supports_graphs or key in self._no_graph:
-            return False
-        stream = t.requests[i].args[CAPTURABLE[t.requests[i].op]]
-        graph = self._graphs.get(key)
+            return None
+        graph = self._graphs.get(key) or self._capture(backend, key, t.requests[i:j])
         if graph is None:
-            try:
-                backend.capture_begin()
-                for req in t.requests[i:j]:
-                    self._execute(req)
-                graph = backend.capture_end()
-            except CudaError as e:
-                backend.capture_abort()
-                log.info('replay: entries [%d, %d) of sequence %d run without a graph: %s',
-                         i, j, seq_id, e)
-                self._no_graph.add(key)
-                return False
-            self._graphs[key] = graph
-        backend.graph_launch(graph, stream)
+            return None
+        if key in self._in_flight:      # its staged inputs may still be read: wait first
+            backend.stream_sync(graph.stream)
+            self._in_flight.clear()
+        for buf in graph.inputs:
+            n = buf.nbytes
+            buf[:] = payload[offset:offset + n]
+            offset += n
+        backend.graph_launch(graph.exe, graph.stream)
         t.cursor = j
         self.graph_launches += 1
-        return True
+        if graph.output is None:
+            if graph.inputs:
+                self._in_flight.add(key)
+            return ([], []), offset
+        backend.stream_sync(graph.stream)
+        self._in_flight.clear()
+        return ([], [bytes(graph.output)]), offset
+
+    def _capture(self, backend: Backend, key: Tuple[int, int, int],
+                 requests: List[Request]) -> Optional[Graph]:
+        stream = requests[0].args[CAPTURABLE[requests[0].op]]
+        inputs: List[memoryview] = []
+        output = None
+        try:
+            staged = [backend.staging(r.extra['var_len']) if r.op == Op.MEMCPY_HTOD else
+                      backend.staging(r.args[1]) if r.op == Op.MEMCPY_DTOH else None
+                      for r in requests]
+            backend.capture_begin()
+            for req, buf in zip(requests, staged):
+                if req.op == Op.MEMCPY_HTOD:
+                    backend.capture_htod(req.args[0], buf)
+                    inputs.append(buf)
+                elif req.op == Op.MEMCPY_DTOH:
+                    backend.capture_dtoh(buf, req.args[0])
+                    output = buf
+                else:
+                    self._execute(req)
+            exe = backend.capture_end()
+        except (CudaError, NotImplementedError) as e:
+            backend.capture_abort()
+            log.info('replay: entries [%d, %d) of sequence %d run without a graph: %s',
+                     key[1], key[2], key[0], e)
+            self._no_graph.add(key)
+            return None
+        graph = self._graphs[key] = Graph(exe, stream, inputs, output)
+        return graph
 
 
 def encode_template(calls) -> bytes:
