@@ -1,13 +1,10 @@
 // Copyright 2026 rrto_ros authors. Apache-2.0.
 //
 // cnn_infer: repeated inference of a small fixed CNN, the shape of a perception node's
-// per-frame work: weights uploaded once, then per frame one input copy in, a handful of
-// kernel launches on device-resident buffers, one small result copy out. The model
-// (kernels, weights, shapes) is in cnn_model.cuh, shared with the offload baseline.
-//
-//   input 3x32x32 -> conv3x3(3->8, pad 1)+bias -> ReLU -> maxpool 2x2   -> 8x16x16
-//                 -> conv3x3(8->16, pad 1)+bias -> ReLU -> maxpool 2x2  -> 16x8x8
-//                 -> fully connected (1024 -> 10)+bias                  -> 10 scores
+// per-frame work: weights uploaded once, then per frame one input copy in, 19 kernel
+// launches on device-resident buffers, one small result copy out. The model (kernels,
+// weights, shapes: eight 3x3 convolutions with ReLU, two max pools, one fully connected
+// layer) is in cnn_model.cuh, shared with the offload baseline.
 //
 // usage: cnn_infer [iterations=3] [seed=1] [diverge_at=-1]
 //

@@ -1,11 +1,16 @@
 // Copyright 2026 rrto_ros authors. Apache-2.0.
 //
-// The small fixed CNN of cnn_infer.cu, shared with the offload baseline's server
-// (bench/c/cnn_serve.cu) so both run exactly the same kernels on the same weights:
+// The fixed CNN of cnn_infer.cu, shared with the offload baseline's server
+// (bench/c/cnn_serve.cu) so both run exactly the same kernels on the same weights. A small
+// VGG-style network: eight 3x3 convolutions (each + bias, then ReLU), two 2x2 max pools,
+// one fully connected layer; 19 kernel launches per inference, the order of magnitude of a
+// real perception model's layer count (KAPAO makes ~400 launches per inference, the paper's
+// Table II), which is what makes per-call offloading slow:
 //
-//   input 3x32x32 -> conv3x3(3->8, pad 1)+bias -> ReLU -> maxpool 2x2   -> 8x16x16
-//                 -> conv3x3(8->16, pad 1)+bias -> ReLU -> maxpool 2x2  -> 16x8x8
-//                 -> fully connected (1024 -> 10)+bias                  -> 10 scores
+//   input 3x32x32 -> conv(3->8) conv(8->8) conv(8->8)        -> maxpool -> 8x16x16
+//                 -> conv(8->16) conv(16->16) conv(16->16)    -> maxpool -> 16x8x8
+//                 -> conv(16->16) conv(16->16)                           -> 16x8x8
+//                 -> fully connected (1024 -> 10)+bias                   -> 10 scores
 //
 // Weights and images come from a fixed LCG, so the inputs are reproducible anywhere
 // (rrto_ros/bench/offload.py generates the same images in Python).
@@ -24,10 +29,8 @@
 
 #define IN_C 3
 #define IN_HW 32
-#define C1 8
-#define C2 16
 #define NCLASSES 10
-#define FC_IN (C2 * (IN_HW / 4) * (IN_HW / 4))
+#define FC_IN (16 * (IN_HW / 4) * (IN_HW / 4))
 
 // acc + a * b rounded twice, never fused into an FMA (see matmul_tiled.cu).
 __device__ __forceinline__ float mul_add(float acc, float a, float b) {
@@ -158,27 +161,44 @@ inline void fill(std::vector<float>& v, Lcg& rng, float scale) {
 
 // ---- the model: weights, inputs, one inference on the device ------------------------
 
+// One convolution layer: cin x hw x hw in, cout x hw x hw out (ReLU after it), then a 2x2
+// max pool when pool is set. Weights uniform in [-scale, scale), about sqrt(6 / fan-in), so
+// activations keep their size through the layers.
+struct CnnConv {
+  int cin, cout, hw;
+  bool pool;
+  float scale;
+};
+static const CnnConv CNN_CONVS[] = {
+    {IN_C, 8, IN_HW, false, 0.45f},    {8, 8, IN_HW, false, 0.3f},
+    {8, 8, IN_HW, true, 0.3f},         {8, 16, IN_HW / 2, false, 0.3f},
+    {16, 16, IN_HW / 2, false, 0.2f},  {16, 16, IN_HW / 2, true, 0.2f},
+    {16, 16, IN_HW / 4, false, 0.2f},  {16, 16, IN_HW / 4, false, 0.2f},
+};
+static const int CNN_NCONV = sizeof(CNN_CONVS) / sizeof(CNN_CONVS[0]);
 static const int CNN_IN_N = IN_C * IN_HW * IN_HW;
-static const int CNN_A1_N = C1 * IN_HW * IN_HW, CNN_P1_N = CNN_A1_N / 4;
-static const int CNN_A2_N = C2 * (IN_HW / 2) * (IN_HW / 2), CNN_P2_N = CNN_A2_N / 4;
+static const int CNN_MAX_N = 8 * IN_HW * IN_HW;   // the largest activation map
 static const int CNN_BLOCK = 256;
 
 inline int cnn_blocks(int n) { return (n + CNN_BLOCK - 1) / CNN_BLOCK; }
 
 struct CnnWeights {
-  std::vector<float> w1, b1, w2, b2, wfc, bfc;
+  std::vector<float> w[CNN_NCONV], b[CNN_NCONV], wfc, bfc;
 };
 
 // Fixed weights, from a constant seed (independent of the image seed).
 inline CnnWeights cnn_weights() {
   Lcg wrng(20240601u);
-  CnnWeights m{std::vector<float>(C1 * IN_C * 9), std::vector<float>(C1),
-               std::vector<float>(C2 * C1 * 9), std::vector<float>(C2),
-               std::vector<float>(NCLASSES * FC_IN), std::vector<float>(NCLASSES)};
-  fill(m.w1, wrng, 0.35f);
-  fill(m.b1, wrng, 0.1f);
-  fill(m.w2, wrng, 0.2f);
-  fill(m.b2, wrng, 0.1f);
+  CnnWeights m;
+  for (int l = 0; l < CNN_NCONV; ++l) {
+    const CnnConv& c = CNN_CONVS[l];
+    m.w[l].resize(static_cast<size_t>(c.cout) * c.cin * 9);
+    m.b[l].resize(c.cout);
+    fill(m.w[l], wrng, c.scale);
+    fill(m.b[l], wrng, 0.1f);
+  }
+  m.wfc.resize(static_cast<size_t>(NCLASSES) * FC_IN);
+  m.bfc.resize(NCLASSES);
   fill(m.wfc, wrng, 0.06f);
   fill(m.bfc, wrng, 0.1f);
   return m;
@@ -195,67 +215,85 @@ inline void cnn_image(long seed, long it, std::vector<float>& image) {
 // The host reference of one inference, same operations in the same order.
 inline void cnn_reference(const CnnWeights& m, const std::vector<float>& image,
                           std::vector<float>& scores) {
-  std::vector<float> a1, p1, a2, p2;
-  ref_conv(image, m.w1, m.b1, a1, IN_C, C1, IN_HW, IN_HW);
-  ref_relu(a1);
-  ref_pool(a1, p1, C1, IN_HW, IN_HW);
-  ref_conv(p1, m.w2, m.b2, a2, C1, C2, IN_HW / 2, IN_HW / 2);
-  ref_relu(a2);
-  ref_pool(a2, p2, C2, IN_HW / 2, IN_HW / 2);
-  ref_fc(p2, m.wfc, m.bfc, scores, FC_IN, NCLASSES);
+  std::vector<float> x = image, y;
+  for (int l = 0; l < CNN_NCONV; ++l) {
+    const CnnConv& c = CNN_CONVS[l];
+    ref_conv(x, m.w[l], m.b[l], y, c.cin, c.cout, c.hw, c.hw);
+    ref_relu(y);
+    if (c.pool) {
+      ref_pool(y, x, c.cout, c.hw, c.hw);
+    } else {
+      x.swap(y);
+    }
+  }
+  ref_fc(x, m.wfc, m.bfc, scores, FC_IN, NCLASSES);
 }
 
-// Every device buffer, allocated once up front; the weights uploaded once.
+// Every device buffer, allocated once up front; the weights uploaded once. Activations
+// ping-pong between two buffers (act[0], act[1]) sized for the largest map.
 struct CnnDevice {
-  float *w1, *b1, *w2, *b2, *wfc, *bfc;
-  float *in, *a1, *p1, *a2, *p2, *scores;
+  float *w[CNN_NCONV], *b[CNN_NCONV], *wfc, *bfc;
+  float *in, *act[2], *scores;
 };
+
+inline float* cnn_upload(const std::vector<float>& v) {
+  float* p = nullptr;
+  CHECK(cudaMalloc(&p, v.size() * sizeof(float)));
+  CHECK(cudaMemcpy(p, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
+  return p;
+}
 
 inline CnnDevice cnn_device_init(const CnnWeights& m) {
   CnnDevice d;
-  CHECK(cudaMalloc(&d.w1, m.w1.size() * sizeof(float)));
-  CHECK(cudaMalloc(&d.b1, m.b1.size() * sizeof(float)));
-  CHECK(cudaMalloc(&d.w2, m.w2.size() * sizeof(float)));
-  CHECK(cudaMalloc(&d.b2, m.b2.size() * sizeof(float)));
-  CHECK(cudaMalloc(&d.wfc, m.wfc.size() * sizeof(float)));
-  CHECK(cudaMalloc(&d.bfc, m.bfc.size() * sizeof(float)));
+  for (int l = 0; l < CNN_NCONV; ++l) {
+    d.w[l] = cnn_upload(m.w[l]);
+    d.b[l] = cnn_upload(m.b[l]);
+  }
+  d.wfc = cnn_upload(m.wfc);
+  d.bfc = cnn_upload(m.bfc);
   CHECK(cudaMalloc(&d.in, CNN_IN_N * sizeof(float)));
-  CHECK(cudaMalloc(&d.a1, CNN_A1_N * sizeof(float)));
-  CHECK(cudaMalloc(&d.p1, CNN_P1_N * sizeof(float)));
-  CHECK(cudaMalloc(&d.a2, CNN_A2_N * sizeof(float)));
-  CHECK(cudaMalloc(&d.p2, CNN_P2_N * sizeof(float)));
+  CHECK(cudaMalloc(&d.act[0], CNN_MAX_N * sizeof(float)));
+  CHECK(cudaMalloc(&d.act[1], CNN_MAX_N * sizeof(float)));
   CHECK(cudaMalloc(&d.scores, NCLASSES * sizeof(float)));
-  CHECK(cudaMemcpy(d.w1, m.w1.data(), m.w1.size() * sizeof(float), cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(d.b1, m.b1.data(), m.b1.size() * sizeof(float), cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(d.w2, m.w2.data(), m.w2.size() * sizeof(float), cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(d.b2, m.b2.data(), m.b2.size() * sizeof(float), cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(d.wfc, m.wfc.data(), m.wfc.size() * sizeof(float), cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(d.bfc, m.bfc.data(), m.bfc.size() * sizeof(float), cudaMemcpyHostToDevice));
   return d;
 }
 
-// One inference: one input copy in, seven launches, one result copy out. With relu_twice
-// the first ReLU runs twice (same result, since ReLU is idempotent; a different call
-// sequence, which cnn_infer uses to test the replayer's divergence handling).
+// One inference: one input copy in, 19 launches, one result copy out. With relu_twice the
+// first ReLU runs twice (same result, since ReLU is idempotent; a different call sequence,
+// which cnn_infer uses to test the replayer's divergence handling).
 inline void cnn_device_forward(const CnnDevice& d, const float* image, float* scores,
                                bool relu_twice = false) {
   CHECK(cudaMemcpy(d.in, image, CNN_IN_N * sizeof(float), cudaMemcpyHostToDevice));
-  conv3x3_bias<<<cnn_blocks(CNN_A1_N), CNN_BLOCK>>>(d.in, d.w1, d.b1, d.a1, IN_C, C1, IN_HW,
-                                                    IN_HW);
-  relu_inplace<<<cnn_blocks(CNN_A1_N), CNN_BLOCK>>>(d.a1, CNN_A1_N);
-  if (relu_twice) relu_inplace<<<cnn_blocks(CNN_A1_N), CNN_BLOCK>>>(d.a1, CNN_A1_N);
-  maxpool2x2<<<cnn_blocks(CNN_P1_N), CNN_BLOCK>>>(d.a1, d.p1, C1, IN_HW, IN_HW);
-  conv3x3_bias<<<cnn_blocks(CNN_A2_N), CNN_BLOCK>>>(d.p1, d.w2, d.b2, d.a2, C1, C2, IN_HW / 2,
-                                                    IN_HW / 2);
-  relu_inplace<<<cnn_blocks(CNN_A2_N), CNN_BLOCK>>>(d.a2, CNN_A2_N);
-  maxpool2x2<<<cnn_blocks(CNN_P2_N), CNN_BLOCK>>>(d.a2, d.p2, C2, IN_HW / 2, IN_HW / 2);
-  fc_bias<<<cnn_blocks(NCLASSES), CNN_BLOCK>>>(d.p2, d.wfc, d.bfc, d.scores, FC_IN, NCLASSES);
+  const float* x = d.in;
+  int cur = 0;   // the conv writes act[cur]; a pool then writes act[1 - cur]
+  for (int l = 0; l < CNN_NCONV; ++l) {
+    const CnnConv& c = CNN_CONVS[l];
+    const int n = c.cout * c.hw * c.hw;
+    float* y = d.act[cur];
+    conv3x3_bias<<<cnn_blocks(n), CNN_BLOCK>>>(x, d.w[l], d.b[l], y, c.cin, c.cout, c.hw,
+                                               c.hw);
+    relu_inplace<<<cnn_blocks(n), CNN_BLOCK>>>(y, n);
+    if (relu_twice && l == 0) relu_inplace<<<cnn_blocks(n), CNN_BLOCK>>>(y, n);
+    if (c.pool) {
+      float* p = d.act[1 - cur];
+      maxpool2x2<<<cnn_blocks(n / 4), CNN_BLOCK>>>(y, p, c.cout, c.hw, c.hw);
+      x = p;
+    } else {
+      x = y;
+      cur = 1 - cur;
+    }
+  }
+  fc_bias<<<cnn_blocks(NCLASSES), CNN_BLOCK>>>(x, d.wfc, d.bfc, d.scores, FC_IN, NCLASSES);
   CHECK(cudaGetLastError());
   CHECK(cudaMemcpy(scores, d.scores, NCLASSES * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
 inline void cnn_device_free(CnnDevice& d) {
-  float* bufs[] = {d.w1, d.b1, d.w2, d.b2, d.wfc, d.bfc, d.in, d.a1, d.p1, d.a2, d.p2, d.scores};
+  for (int l = 0; l < CNN_NCONV; ++l) {
+    CHECK(cudaFree(d.w[l]));
+    CHECK(cudaFree(d.b[l]));
+  }
+  float* bufs[] = {d.wfc, d.bfc, d.in, d.act[0], d.act[1], d.scores};
   for (float* p : bufs) CHECK(cudaFree(p));
 }
 

@@ -648,30 +648,41 @@ def flow_constant_memory() -> List[str]:
     return lines + ['constant_memory: PASS']
 
 
+# examples/cnn_model.cuh: (cin, cout, hw, pool after, weight scale) per convolution
+CNN_CONVS = [(3, 8, 32, False, 0.45), (8, 8, 32, False, 0.3), (8, 8, 32, True, 0.3),
+             (8, 16, 16, False, 0.3), (16, 16, 16, False, 0.2), (16, 16, 16, True, 0.2),
+             (16, 16, 8, False, 0.2), (16, 16, 8, False, 0.2)]
+
+
 def flow_cnn_infer(iterations: int = 3, seed: int = 1) -> List[str]:
-    sizes = [(216, 0.35), (8, 0.1), (1152, 0.2), (16, 0.1), (10240, 0.06), (10, 0.1)]
+    sizes = [s for ci, co, _, _, sc in CNN_CONVS for s in ((co * ci * 9, sc), (co, 0.1))]
+    sizes += [(10240, 0.06), (10, 0.1)]
     r = lcg_uniform(20240601, sum(s for s, _ in sizes))
     weights, at = [], 0
     for size, scale in sizes:
         weights.append((F32(scale) * r[at:at + size]).astype(F32))
         at += size
     d = Device()
-    w1, b1, w2, b2, wfc, bfc = (d.put(w) for w in weights)
-    d_in, a1, p1, a2, p2, scores = (d.put(np.zeros(k, F32))
-                                    for k in (3072, 8192, 2048, 4096, 1024, 10))
+    dw = [d.put(w) for w in weights]
+    d_in, act0, act1, scores = (d.put(np.zeros(k, F32)) for k in (3072, 8192, 8192, 10))
+    act = [act0, act1]
     lines = []
     for it in range(iterations):
         image = F32(0.5) * lcg_uniform(seed * 2654435761 + it * 40503 + 12345, 3072) + F32(0.5)
         d.mem.write(d_in, image.astype(F32).tobytes())
-        d.launch(K_CONV, blocks(8192), 256, p64(d_in), p64(w1), p64(b1), p64(a1), i32(3),
-                 i32(8), i32(32), i32(32))
-        d.launch(K_RELU, blocks(8192), 256, p64(a1), i32(8192))
-        d.launch(K_MAXPOOL, blocks(2048), 256, p64(a1), p64(p1), i32(8), i32(32), i32(32))
-        d.launch(K_CONV, blocks(4096), 256, p64(p1), p64(w2), p64(b2), p64(a2), i32(8),
-                 i32(16), i32(16), i32(16))
-        d.launch(K_RELU, blocks(4096), 256, p64(a2), i32(4096))
-        d.launch(K_MAXPOOL, blocks(1024), 256, p64(a2), p64(p2), i32(16), i32(16), i32(16))
-        d.launch(K_FC, 1, 256, p64(p2), p64(wfc), p64(bfc), p64(scores), i32(1024), i32(10))
+        x, cur = d_in, 0
+        for layer, (ci, co, hw, pool, _) in enumerate(CNN_CONVS):
+            n, y = co * hw * hw, act[cur]
+            d.launch(K_CONV, blocks(n), 256, p64(x), p64(dw[2 * layer]), p64(dw[2 * layer + 1]),
+                     p64(y), i32(ci), i32(co), i32(hw), i32(hw))
+            d.launch(K_RELU, blocks(n), 256, p64(y), i32(n))
+            if pool:
+                d.launch(K_MAXPOOL, blocks(n // 4), 256, p64(y), p64(act[1 - cur]), i32(co),
+                         i32(hw), i32(hw))
+                x = act[1 - cur]
+            else:
+                x, cur = y, 1 - cur
+        d.launch(K_FC, 1, 256, p64(x), p64(dw[-2]), p64(dw[-1]), p64(scores), i32(1024), i32(10))
         s = d.get(scores, F32, 10)
         best = 0
         for k in range(10):
