@@ -18,6 +18,12 @@ inference (replay steady state) the app's own latency then splits into:
 - ``server_decode``, ``server_execute`` (the replay itself: copies, graph, kernels),
   ``server_reply``.
 
+An inference with more calls than the interposer's frontier batch (16) sends its first
+ranges ahead without waiting (quiet REPLAY_RUNs); only the last one is a round trip. The
+server's time on the quiet ones is ``server_quiet_ranges``: on the ``cuda`` backend a graph
+launch, on ``emu`` the kernels themselves, which then delay the last request (it shows in
+``network``).
+
 For reference, echoes of the same sizes (12 KiB up, 64 B down) over the same link with the
 same idle gap between requests as the app's own host work: raw TCP sockets and ZeroMQ
 DEALER/ROUTER (both ends Python), i.e. what the transport costs before rrto adds anything.
@@ -126,35 +132,39 @@ class ClientStamps:
         client_uplink.Uplink.send, client_uplink.Uplink._decode = up_send, up_recv
 
 
+def _events(stamps: List[Stamp], start: str) -> List[List[Stamp]]:
+    """The stamps cut into one list per request (each starts with a ``start`` event)."""
+    out: List[List[Stamp]] = []
+    for s in stamps:
+        if s[0] == start:
+            out.append([])
+        if out:
+            out[-1].append(s)
+    return out
+
+
 def replay_records(client: List[Stamp], server: List[Stamp]) -> List[Dict[str, int]]:
-    """One record per REPLAY_RUN round trip, stamps of both processes side by side."""
-    recs: List[Dict[str, int]] = []
-    i = 0
-    while i < len(client):
-        ev, op, t = client[i]
-        if ev == 'c_read' and op == Op.REPLAY_RUN:
-            rec = {'c_read': t}
-            for name in ('c_sent', 'c_recv', 'c_written'):
-                while i < len(client) and client[i][0] != name:
-                    i += 1
-                if i < len(client):
-                    rec[name] = client[i][2]
-            recs.append(rec)
-        i += 1
-    runs: List[Dict[str, int]] = []
-    last_in = None
-    for k, (ev, op, t) in enumerate(server):
-        if ev == 's_in':
-            last_in = t
-        elif ev == 's_exec' and op == Op.REPLAY_RUN:
-            run = {'s_in': last_in, 's_exec': t}
-            for ev2, _, t2 in server[k + 1:]:
-                if ev2 == 's_exec_end' and 's_exec_end' not in run:
-                    run['s_exec_end'] = t2
-                elif ev2 == 's_out':
-                    run['s_out'] = t2
-                    break
-            runs.append(run)
+    """One record per blocking REPLAY_RUN (the one an inference waits for), stamps of both
+    processes side by side. Quiet REPLAY_RUNs (frontier flushes while the app is still
+    issuing calls: no reply) are not round trips and are left out."""
+    recs = []
+    for ev in _events(client, 'c_read'):
+        names = {e[0]: e[2] for e in reversed(ev)}     # the first of each kind
+        if ev[0][1] == Op.REPLAY_RUN and 'c_recv' in names and 'c_written' in names:
+            recs.append({k: names[k] for k in ('c_read', 'c_sent', 'c_recv', 'c_written')})
+    runs = []
+    quiet = 0       # server time on the inference's earlier, quiet ranges
+    for ev in _events(server, 's_in'):
+        names = {e[0]: e[2] for e in reversed(ev)}
+        ops = {e[1] for e in ev if e[0] == 's_exec'}
+        if Op.REPLAY_RUN not in ops or 's_exec_end' not in names:
+            continue
+        if 's_out' not in names:
+            quiet += names['s_exec_end'] - names['s_exec']
+            continue
+        runs.append({k: names[k] for k in ('s_in', 's_exec', 's_exec_end', 's_out')})
+        runs[-1]['quiet'] = quiet
+        quiet = 0
     n = min(len(recs), len(runs))
     return [dict(c, **s) for c, s in zip(recs[len(recs) - n:], runs[len(runs) - n:])]
 
@@ -202,7 +212,7 @@ def run_app(backend: str, link: Optional[str], inferences: int, tmp: str,
     recs, app_us = recs[-steady:], app_us[-steady:]
     stages: Dict[str, List[float]] = {k: [] for k in (
         'app_latency', 'app_side', 'client_request', 'network', 'server_decode',
-        'server_execute', 'server_reply', 'client_reply')}
+        'server_execute', 'server_reply', 'client_reply', 'server_quiet_ranges')}
     for rec, app in zip(recs, app_us):
         us = {k: v / 1e3 for k, v in rec.items()}
         stages['app_latency'].append(app)
@@ -213,6 +223,7 @@ def run_app(backend: str, link: Optional[str], inferences: int, tmp: str,
         stages['server_execute'].append(us['s_exec_end'] - us['s_exec'])
         stages['server_reply'].append(us['s_out'] - us['s_exec_end'])
         stages['client_reply'].append(us['c_written'] - us['c_recv'])
+        stages['server_quiet_ranges'].append(us['quiet'])
     p = get_profile(link or 'loopback')
     nominal = (p.rtt_s + p.serialisation_s(UP_BYTES) + p.serialisation_s(DOWN_BYTES)) * 1e6
     res = {'link': link or 'direct', 'replay_lane': use_lane,
