@@ -170,11 +170,13 @@ def replay_records(client: List[Stamp], server: List[Stamp]) -> List[Dict[str, i
 
 
 def run_app(backend: str, link: Optional[str], inferences: int, tmp: str,
-            pin: Tuple[int, int] = (-1, -1), use_lane: bool = True) -> dict:
+            pin: Tuple[int, int] = (-1, -1), use_lane: bool = True, busy_poll_us: int = 0
+            ) -> dict:
     port, lane_port = free_tcp_port(), free_tcp_port()
     mp = multiprocessing.get_context('fork')   # no ZeroMQ context or CUDA here yet
     stop = mp.Event()
-    out = os.path.join(tmp, f'server-{link}-{pin[1]}-{use_lane}.json')
+    tag = f'{link}-{pin[1]}-{use_lane}-{busy_poll_us}'
+    out = os.path.join(tmp, f'server-{tag}.json')
     proc = mp.Process(target=_server_process, args=(port, lane_port, backend, pin[1], out,
                                                     stop))
     proc.start()
@@ -187,9 +189,10 @@ def run_app(backend: str, link: Optional[str], inferences: int, tmp: str,
                           also=[(lane[len('tcp://'):], lane_via)]).start()
         endpoint, lane = emu.endpoint, f'tcp://127.0.0.1:{lane_via}'
     stamps = ClientStamps()
-    sock = os.path.join(tmp, f'agent-{link}-{pin[0]}-{use_lane}.sock')
+    sock = os.path.join(tmp, f'agent-{tag}.sock')
     core = ClientCore(ClientConfig(endpoint, sock, 'replay', connect_timeout_s=30.0,
                                    pin_cpu=pin[0], replay_lane=use_lane,
+                                   busy_poll_us=busy_poll_us,
                                    lane_endpoint=lane)).start()
     try:
         env = interposed_env(sock)
@@ -226,7 +229,7 @@ def run_app(backend: str, link: Optional[str], inferences: int, tmp: str,
         stages['server_quiet_ranges'].append(us['quiet'])
     p = get_profile(link or 'loopback')
     nominal = (p.rtt_s + p.serialisation_s(UP_BYTES) + p.serialisation_s(DOWN_BYTES)) * 1e6
-    res = {'link': link or 'direct', 'replay_lane': use_lane,
+    res = {'link': link or 'direct', 'replay_lane': use_lane, 'busy_poll_us': busy_poll_us,
            'pin_cpus': {'client': pin[0], 'server': pin[1]},
            'inferences_measured': steady,
            'link_nominal_us': round(nominal, 1),
@@ -347,11 +350,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix='rrto-stages-') as tmp:
         for link in a.links.split(','):
             lk = None if link == 'direct' else link
-            for use_lane in (False, True):
-                for pin in [(-1, -1)] + ([a.pin_cpus] if a.pin_cpus else []):
-                    res = run_app(a.backend, lk, a.inferences, tmp, pin, use_lane)
-                    print(json.dumps(res), flush=True)
-                    result['stages'].append(res)
+            # ZeroMQ only; + replay lane; + busy polling (the defaults); + pinned threads
+            configs = [((-1, -1), False, 0), ((-1, -1), True, 0), ((-1, -1), True, 100)]
+            if a.pin_cpus:
+                configs.append((a.pin_cpus, True, 100))
+            for pin, use_lane, busy in configs:
+                res = run_app(a.backend, lk, a.inferences, tmp, pin, use_lane, busy)
+                print(json.dumps(res), flush=True)
+                result['stages'].append(res)
             for kind in ('tcp', 'zmq'):
                 for spin in (False, True) if a.spin else (False,):
                     name = f'{kind}{"-spin" if spin else ""} {link}'

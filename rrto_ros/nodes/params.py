@@ -94,6 +94,11 @@ CLIENT_PARAMS: Tuple[ParamSpec, ...] = (
               'TCP connection next to ZeroMQ, ~0.2 ms faster per inference) when the server '
               'offers one. The lane is never encrypted: servers with CURVE offer none.'
               + _RESTART, read_only=True),
+    ParamSpec('busy_poll_us', _CLIENT.busy_poll_us,
+              "Microseconds before a replayed inference's reply is due (predicted from recent "
+              'round trips) from which this node and the app poll for it without sleeping, '
+              'at most twice that per inference; a thread woken from sleep starts late. 0: '
+              'off.' + _RESTART, read_only=True, int_range=(0, 10000)),
     ParamSpec('lane_endpoint', _CLIENT.lane_endpoint,
               "Where to reach the server's replay lane, tcp://HOST:PORT; empty: the host of "
               'server_endpoint and the port the server announces (set it behind NAT or a '
