@@ -14,7 +14,9 @@
 //
 // With CNN_INFER_TIMING=1 in the environment, each inference's latency (input copy in to
 // result copy out, as the app sees it) is also printed to stderr, for the benchmarks; the
-// normal output and the CUDA calls made are the same either way.
+// normal output and the CUDA calls made are the same either way. CNN_INFER_HOST_US=N
+// sleeps N microseconds after each layer (host work between operators, as a framework
+// has), which spreads an inference's calls out in time.
 
 #include "cnn_model.cuh"
 
@@ -37,6 +39,13 @@ int main(int argc, char** argv) {
   }
   const char* timing_env = getenv("CNN_INFER_TIMING");
   const bool timing = timing_env && *timing_env && strcmp(timing_env, "0") != 0;
+  const char* host_env = getenv("CNN_INFER_HOST_US");
+  long host_us = 0;
+  if (host_env && *host_env && !parse_long(host_env, 0, 1000000, &host_us)) {
+    fprintf(stderr, "cnn_infer: CNN_INFER_HOST_US=%s is not a number of microseconds\n",
+            host_env);
+    return 2;
+  }
 
   const CnnWeights model = cnn_weights();
   CnnDevice dev = cnn_device_init(model);
@@ -49,7 +58,7 @@ int main(int argc, char** argv) {
     cnn_image(seed, it, image);
 
     const auto t0 = std::chrono::steady_clock::now();
-    cnn_device_forward(dev, image.data(), scores, it == diverge_at);
+    cnn_device_forward(dev, image.data(), scores, it == diverge_at, host_us);
     const auto t1 = std::chrono::steady_clock::now();
     if (timing) {
       fprintf(stderr, "cnn_infer: timing infer %ld %.3f us\n", it,

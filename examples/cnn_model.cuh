@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <unistd.h>
 #include <vector>
 
 #include "example_util.cuh"
@@ -260,9 +261,10 @@ inline CnnDevice cnn_device_init(const CnnWeights& m) {
 
 // One inference: one input copy in, 19 launches, one result copy out. With relu_twice the
 // first ReLU runs twice (same result, since ReLU is idempotent; a different call sequence,
-// which cnn_infer uses to test the replayer's divergence handling).
+// which cnn_infer uses to test the replayer's divergence handling). host_us > 0 sleeps that
+// long after each layer's launches, like a framework's host-side work between operators.
 inline void cnn_device_forward(const CnnDevice& d, const float* image, float* scores,
-                               bool relu_twice = false) {
+                               bool relu_twice = false, long host_us = 0) {
   CHECK(cudaMemcpy(d.in, image, CNN_IN_N * sizeof(float), cudaMemcpyHostToDevice));
   const float* x = d.in;
   int cur = 0;   // the conv writes act[cur]; a pool then writes act[1 - cur]
@@ -274,6 +276,7 @@ inline void cnn_device_forward(const CnnDevice& d, const float* image, float* sc
                                                c.hw);
     relu_inplace<<<cnn_blocks(n), CNN_BLOCK>>>(y, n);
     if (relu_twice && l == 0) relu_inplace<<<cnn_blocks(n), CNN_BLOCK>>>(y, n);
+    if (host_us > 0) usleep(static_cast<useconds_t>(host_us));
     if (c.pool) {
       float* p = d.act[1 - cur];
       maxpool2x2<<<cnn_blocks(n / 4), CNN_BLOCK>>>(y, p, c.cout, c.hw, c.hw);

@@ -49,6 +49,22 @@ def test_replay_enters_quickly_and_costs_one_round_trip(examples_dir, backend, r
     assert s['lane_requests'] >= N - s['replay_started_at'] - 1
 
 
+@pytest.mark.parametrize('host_us, messages', [(0, 1), (300, 2)])
+def test_frontier_messages_per_inference(examples_dir, backend, reference, host_us, messages):
+    """An inference issued in a quick burst sends its frontier once (with the result
+    request); one whose calls are spread out (host work between layers) sends the first
+    validated entries ahead, so the server starts early. Outputs identical either way."""
+    n = 40
+    with LocalStack(backend, 'replay') as stack:
+        r = stack.run([str(examples_dir / 'cnn_infer'), str(n)], timeout=600,
+                      extra_env={'CNN_INFER_HOST_US': str(host_us)})
+        s = stack.last_session()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[:n] == reference.splitlines()[:n]
+    replayed = n - s['replay_started_at']
+    assert s['lane_requests'] == messages * replayed
+
+
 def test_replay_without_lane_is_the_same(examples_dir, backend, reference):
     """replay_lane off: REPLAY_RUN travels on ZeroMQ; same results, same round trips."""
     with LocalStack(backend, 'replay', client_options={'replay_lane': False}) as stack:

@@ -10,7 +10,11 @@
  *   BLOCK  entries (results the app needs: copies to the host, queries, allocations) send
  *          the frontier and wait for the server's real answer.
  * The frontier (REPLAY_RUN seq, from, to) asks the server to run table entries [from, to),
- * all of which the app has really called: nothing runs that the app did not ask for. The
+ * all of which the app has really called: nothing runs that the app did not ask for. It is
+ * sent at every BLOCK entry and, so that the server starts on long inferences early, once
+ * FRONTIER_BATCH entries are pending and the oldest has waited FRONTIER_WAIT_NS (or
+ * FRONTIER_MAX are pending): an app that issues its calls in a quick burst pays one
+ * message per inference, not one per batch. The
  * first call that does not match flushes the validated prefix, reports REPLAY_DIVERGE and
  * drops the table; that call and all after it are forwarded as usual. */
 #define _GNU_SOURCE
@@ -20,7 +24,9 @@
 #include "rrto.h"
 
 #define TABLE_MAGIC 0x4c425452u   /* "RTBL" */
-#define FRONTIER_BATCH 16u        /* validated entries sent at least this often */
+#define FRONTIER_BATCH 16u        /* pending entries worth a message of their own ... */
+#define FRONTIER_WAIT_NS 50000    /* ... once the oldest has waited this long */
+#define FRONTIER_MAX 64u          /* pending entries sent in any case */
 
 enum { KIND_LOCAL = 0, KIND_INPUT = 1, KIND_BLOCK = 2 };
 
@@ -45,6 +51,7 @@ static struct {
   int cur;            /* sequence being replayed, -1 at an inference boundary */
   uint32_t pos;       /* next entry the app must call */
   uint32_t flushed;   /* entries [0, flushed) were sent to the server */
+  int64_t pending_since;        /* when entry `flushed` was validated */
   unsigned char *pending;       /* payloads of INPUT entries in [flushed, pos), in order */
   size_t pending_len, pending_cap;
 } R = {.cur = -1};
@@ -205,13 +212,17 @@ int rrto_replay_handle(uint16_t op, const uint64_t *args, uint32_t nargs, const 
     return 0;
   }
   R.pos++;
+  uint32_t pending = R.pos - R.flushed;
+  if (pending == 1) R.pending_since = rrto_now_ns();
   switch (e->kind) {
     case KIND_LOCAL:
       rep->nres = e->nres;
       memcpy(rep->res, e->res, 8 * (size_t)e->nres);
       rep->out_len = 0;
       *err = e->err;
-      if (R.pos - R.flushed >= FRONTIER_BATCH) flush(R.pos, 0, NULL);
+      if (pending >= FRONTIER_MAX || (pending >= FRONTIER_BATCH &&
+                                      rrto_now_ns() - R.pending_since >= FRONTIER_WAIT_NS))
+        flush(R.pos, 0, NULL);
       return 1;
     case KIND_INPUT:
       *err = keep_input(data, len);

@@ -185,7 +185,7 @@ static int ensure_connected(void) {
   return 0;
 }
 
-static int64_t now_ns(void) {
+int64_t rrto_now_ns(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
@@ -198,15 +198,15 @@ static int64_t now_ns(void) {
  * 2 * g_busy_ns of CPU per inference. Off when the client node's busy_poll_us is 0. */
 static void await_replay_reply(int64_t sent) {
   if (!g_busy_ns || !g_replay_rtt_ns) return;
-  int64_t wake = sent + g_replay_rtt_ns - g_busy_ns, now = now_ns();
+  int64_t wake = sent + g_replay_rtt_ns - g_busy_ns, now = rrto_now_ns();
   if (wake > now) {
     struct pollfd p = {g_fd, POLLIN, 0};
     struct timespec ts = {(wake - now) / 1000000000, (wake - now) % 1000000000};
     if (ppoll(&p, 1, &ts, NULL) != 0) return;   /* arrived early (or an error): read */
   }
-  int64_t stop = now_ns() + 2 * g_busy_ns;
+  int64_t stop = rrto_now_ns() + 2 * g_busy_ns;
   char c;
-  while (now_ns() < stop) {
+  while (rrto_now_ns() < stop) {
     if (recv(g_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) return;
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return;
   }
@@ -217,7 +217,7 @@ int rrto_xfer_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t
   struct rrto_reply scratch = {0};
   int err = ensure_connected();
   if (err) return err;
-  int64_t sent = now_ns();
+  int64_t sent = rrto_now_ns();
   if (send_req(op, flags, args, nargs, data, len)) {
     mark_dead(cudaErrorDevicesUnavailable, "lost the connection to the rrto client node");
     return g_dead_err;
@@ -226,7 +226,7 @@ int rrto_xfer_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t
   if (op == RRTO_OP_REPLAY_RUN) await_replay_reply(sent);
   int rc = recv_rep(rep ? rep : &scratch);
   if (op == RRTO_OP_REPLAY_RUN) {   /* running estimate, 1/8 weight for the newest */
-    int64_t rtt = now_ns() - sent;
+    int64_t rtt = rrto_now_ns() - sent;
     g_replay_rtt_ns = g_replay_rtt_ns ? g_replay_rtt_ns + (rtt - g_replay_rtt_ns) / 8 : rtt;
   }
   if (rc) {
