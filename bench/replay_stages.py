@@ -64,8 +64,8 @@ UP_BYTES, DOWN_BYTES = 12288, 64
 
 
 # ----------------------------------------------------------------- server process
-def _server_process(port: int, lane_port: int, backend: str, cpu: int, busy_poll_us: int,
-                    out: str, stop) -> None:
+def _server_process(port: int, lane_port: int, backend: str, cpu: int, out: str, stop
+                    ) -> None:
     from rrto_ros.server import server as server_mod
     from rrto_ros.server import session as server_session
     stamps: List[Stamp] = []
@@ -95,8 +95,7 @@ def _server_process(port: int, lane_port: int, backend: str, cpu: int, busy_poll
     server_session.ServerSession._execute = _execute
     srv = server_mod.Server(server_mod.ServerConfig(f'tcp://127.0.0.1:{port}', backend,
                                                     module_cache_dir=None, pin_cpu=cpu,
-                                                    lane_port=lane_port,
-                                                    busy_poll_us=busy_poll_us)).start()
+                                                    lane_port=lane_port)).start()
     stop.wait()
     srv.stop()
     pathlib.Path(out).write_text(json.dumps(stamps))
@@ -178,8 +177,8 @@ def run_app(backend: str, link: Optional[str], inferences: int, tmp: str,
     stop = mp.Event()
     tag = f'{link}-{pin[1]}-{use_lane}-{busy_poll_us}'
     out = os.path.join(tmp, f'server-{tag}.json')
-    proc = mp.Process(target=_server_process, args=(port, lane_port, backend, pin[1],
-                                                    busy_poll_us, out, stop))
+    proc = mp.Process(target=_server_process, args=(port, lane_port, backend, pin[1], out,
+                                                    stop))
     proc.start()
     endpoint = f'tcp://127.0.0.1:{port}'
     emu = None

@@ -8,7 +8,6 @@ from dataclasses import asdict
 from dataclasses import dataclass
 import hashlib
 import logging
-import select
 import socket
 import statistics
 import time
@@ -24,7 +23,6 @@ from rrto_ros.client.uplink import Uplink
 from rrto_ros.protocol import agent_wire as wire
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.ops import Op
-from rrto_ros.rhythm import Rhythm
 from rrto_ros.server.replay import encode_template
 
 log = logging.getLogger(__name__)
@@ -74,7 +72,6 @@ class ClientSession:
                                    lambda: self.uplink.stats.blocking_round_trips)
         self._restart_requested = False
         self._lane_ready = False
-        self._rhythm = Rhythm(config.busy_poll_us * 1e-6)
 
     @property
     def mode(self) -> str:
@@ -87,7 +84,7 @@ class ClientSession:
         poller.register(self.uplink.sock, zmq.POLLIN)
         try:
             while True:
-                events = dict(poller.poll(self._poll_timeout_ms()))
+                events = dict(poller.poll(int(self.config.heartbeat_s * 1000)))
                 if self._lane_ready:   # the lane opened during the last call
                     poller.register(self.uplink.lane.fileno(), zmq.POLLIN)
                     self._lane_ready = False
@@ -110,19 +107,6 @@ class ClientSession:
                 log.warning('session %s: connection to the app broke: %s', self.label, e)
         finally:
             self._close()
-
-    def _poll_timeout_ms(self) -> int:
-        """Wait as usual, or, in the rhythm of replayed inferences, sleep (waking on any
-        input) until shortly before the next one is due and then poll without sleeping."""
-        plan = self._rhythm.plan(time.monotonic())
-        if plan is None:
-            return int(self.config.heartbeat_s * 1000)
-        if plan > 0:
-            fds = [self.conn.fileno(), self.uplink.sock.getsockopt(zmq.FD)]
-            if self.uplink.lane is not None:
-                fds.append(self.uplink.lane.fileno())
-            select.select(fds, [], [], plan)
-        return 0
 
     @property
     def label(self) -> str:
@@ -204,9 +188,6 @@ class ClientSession:
                 self._hello(req)
             elif op == Op.MODULE_LOAD:
                 self._module_load(req)
-            elif op == Op.REPLAY_RUN and req.wants_reply:   # an inference's one round trip
-                self._rhythm.observe(time.monotonic())
-                self._forward(op, req)
             elif op == Op.REPLAY_DIVERGE:
                 self.replay.diverged(*req.args[:2])
             else:

@@ -139,11 +139,6 @@ SERVER_PARAMS: Tuple[ParamSpec, ...] = (
               'encryption.' + _RESTART, read_only=True),
     ParamSpec('pin_cpu', _SERVER.pin_cpu, _PIN_TEXT.format(threads='I/O') + _RESTART,
               read_only=True, int_range=(-1, 4095), constraints='-1 or a CPU index'),
-    ParamSpec('busy_poll_us', _SERVER.busy_poll_us,
-              "Microseconds around the time a replaying session's next request is due (from "
-              'the rhythm of its inferences) during which the I/O thread polls without '
-              'sleeping; a thread woken from sleep starts late. 0: off.' + _RESTART,
-              read_only=True, int_range=(0, 10000)),
     ParamSpec('lane_port', _SERVER.lane_port,
               'TCP port of the replay lane, offered to clients next to bind_endpoint: 0 any '
               'free port, -1 none (replays then go over ZeroMQ). Off when CURVE is on.'

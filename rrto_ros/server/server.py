@@ -15,7 +15,6 @@ from dataclasses import field
 import logging
 import os
 import secrets
-import select
 import socket
 import threading
 import time
@@ -58,7 +57,6 @@ class ServerConfig:
     curve_secret_key_file: str = ''  # ZeroMQ certificate with the server's secret key
     pin_cpu: int = -1               # run the I/O and ZeroMQ threads on this CPU
     lane_port: int = 0              # replay lane TCP port; 0: any free one; -1: no lane
-    busy_poll_us: int = 100         # poll without sleeping around a due replay request
 
     def validate(self) -> None:
         if self.backend not in ('cuda', 'emu'):
@@ -72,10 +70,6 @@ class ServerConfig:
                 not -1 <= self.lane_port <= 65535:
             raise ValueError(f'lane_port must be -1 (no lane), 0 (any free port) or a TCP '
                              f'port, not {self.lane_port!r}')
-        if isinstance(self.busy_poll_us, bool) or not isinstance(self.busy_poll_us, int) or \
-                not 0 <= self.busy_poll_us <= 10000:
-            raise ValueError(f'busy_poll_us must be an integer from 0 (off) to 10000, not '
-                             f'{self.busy_poll_us!r}')
 
 
 @dataclass
@@ -135,22 +129,6 @@ class Server:
         if self._thread:
             self._thread.join(timeout)
 
-    def _poll_timeout_ms(self) -> int:
-        """Wait as usual, or, in the rhythm of a session's replayed inferences, sleep (waking
-        on any input) until shortly before its next request is due, then poll."""
-        now = time.monotonic()
-        plans = [p for p in (s.rhythm.plan(now) for s in self.sessions.values())
-                 if p is not None]
-        if not plans:
-            return 200
-        if min(plans) > 0:
-            fds = [self._router.getsockopt(zmq.FD), self._pull.getsockopt(zmq.FD)]
-            fds += list(self._lane_fds)
-            if self._lane_listener is not None:
-                fds.append(self._lane_listener.fileno())
-            select.select(fds, [], [], min(plans))
-        return 0
-
     def _open_lane_listener(self, curve: bool) -> Optional[socket.socket]:
         if self.config.lane_port < 0:
             return None
@@ -181,7 +159,7 @@ class Server:
         last_reap = time.monotonic()
         try:
             while not self._stop.is_set():
-                events = dict(poller.poll(self._poll_timeout_ms()))
+                events = dict(poller.poll(200))
                 for fd, ev in events.items():
                     if fd in self._lane_fds:
                         self._serve_lane(self._lane_fds[fd], ev)
@@ -350,8 +328,6 @@ class Server:
             return self._reject(ident, req.seq, 'session belongs to another connection',
                                 ops.CUDA_ERROR_INVALID_RESOURCE_HANDLE)
         req.route = ident
-        if req.op == Op.REPLAY_RUN and not req.quiet:   # an inference's one round trip
-            session.rhythm.observe(time.monotonic())
         if req.op == Op.BYE:
             self._forget(session, 'closed by the client')
         elif len(self.sessions) == 1:   # alone: the hot path may skip the thread hand-offs
@@ -373,7 +349,7 @@ class Server:
         session = ServerSession(sid, ident, lambda: make_backend(cfg.backend, cfg.device),
                                 self.cache, self._worker_send,
                                 self._session_ended, label, cfg.replay_graphs,
-                                self.lane_port, cfg.busy_poll_us * 1e-6)
+                                self.lane_port)
         self.sessions[sid] = session
         self.stats.sessions_opened += 1
         log.info('session %s opened for %s', sid.hex()[:8], label)

@@ -18,7 +18,6 @@ from rrto_ros.protocol.messages import frame_bytes
 from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.messages import Request
 from rrto_ros.protocol.ops import Op
-from rrto_ros.rhythm import Rhythm
 from rrto_ros.server.backend import Backend
 from rrto_ros.server.backend import CudaError
 from rrto_ros.server.module_cache import ModuleCache
@@ -33,13 +32,11 @@ class ServerSession:
     def __init__(self, sid: bytes, ident: bytes, backend_factory: Callable[[], Backend],
                  cache: ModuleCache, send: Callable[[bytes, Reply], None],
                  on_closed: Callable[['ServerSession'], None], label: str = '',
-                 replay_graphs: bool = True, lane_port: Optional[int] = None,
-                 busy_poll_s: float = 0.0) -> None:
+                 replay_graphs: bool = True, lane_port: Optional[int] = None) -> None:
         self.sid = sid
         self.ident = ident
         self.label = label
         self.lane_port = lane_port
-        self.rhythm = Rhythm(busy_poll_s)   # when its next replay request is due
         self.cache = cache
         self._send = send
         self._on_closed = on_closed
