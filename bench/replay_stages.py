@@ -337,6 +337,8 @@ def main() -> int:
     ap.add_argument('--echoes', type=int, default=500)
     ap.add_argument('--gap-ms', type=float, default=1.5,
                     help='idle time between echoes (the app does host work between inferences)')
+    ap.add_argument('--repeat', type=int, default=1,
+                    help='run every configuration this many times, interleaved')
     ap.add_argument('--spin', action='store_true',
                     help='also echoes whose ends busy-poll (the cost of thread wake-ups)')
     ap.add_argument('--pin-cpus', type=parse_pin_cpus, default=None,
@@ -354,16 +356,26 @@ def main() -> int:
             configs = [((-1, -1), False, 0), ((-1, -1), True, 0), ((-1, -1), True, 100)]
             if a.pin_cpus:
                 configs.append((a.pin_cpus, True, 100))
-            for pin, use_lane, busy in configs:
-                res = run_app(a.backend, lk, a.inferences, tmp, pin, use_lane, busy)
-                print(json.dumps(res), flush=True)
-                result['stages'].append(res)
+            for rep in range(a.repeat):          # interleaved: drifts hit every config
+                for pin, use_lane, busy in configs:
+                    res = run_app(a.backend, lk, a.inferences, tmp, pin, use_lane, busy)
+                    res['repeat'] = rep
+                    print(json.dumps(res), flush=True)
+                    result['stages'].append(res)
             for kind in ('tcp', 'zmq'):
                 for spin in (False, True) if a.spin else (False,):
                     name = f'{kind}{"-spin" if spin else ""} {link}'
                     us = echo_reference(kind, lk, a.echoes, a.gap_ms / 1e3, spin)
                     result['echo_us_p50'][name] = us
                     print(f'echo {name}: {us} us', flush=True)
+    summary: Dict[str, List[float]] = {}
+    for res in result['stages']:
+        name = (f"{res['link']} lane={int(res['replay_lane'])} busy_poll_us={res['busy_poll_us']}"
+                f" pinned={int(res['pin_cpus']['client'] >= 0)}")
+        summary.setdefault(name, []).append(res['p50_us']['app_latency'])
+    result['app_latency_p50_us_by_config'] = {
+        k: {'runs': v, 'median': round(statistics.median(v), 1)} for k, v in summary.items()}
+    print(json.dumps(result['app_latency_p50_us_by_config'], indent=1))
     result['echo_note'] = (f'{UP_BYTES} B up, {DOWN_BYTES} B down, {a.gap_ms} ms idle before '
                            'each request, Python at both ends')
     a.out.parent.mkdir(parents=True, exist_ok=True)
