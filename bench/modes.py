@@ -54,12 +54,9 @@ def main() -> int:
     ap.add_argument('--out', type=pathlib.Path, required=True, help='JSON; the PNG goes '
                     'next to it')
     ap.add_argument('--no-plot', action='store_true', help='skip the PNG')
-    ap.add_argument('--pin-cpus', type=harness.parse_pin_cpus, default=None,
-                    help="CLIENT,SERVER: the nodes' pin_cpu settings; 'auto': the last two "
-                    'CPUs of this process; default: no pinning')
     a = ap.parse_args()
     cfg = harness.Config(a.backend, a.examples / 'cnn_infer', ROOT, a.inferences, a.warmup,
-                         a.seed, pin_cpus=a.pin_cpus)
+                         a.seed)
     try:
         cfg.validate()
     except ValueError as e:
@@ -85,7 +82,6 @@ def main() -> int:
                    'times input copy in to result copy out; offload: image sent to scores '
                    'received, in the robot-side driver',
         'links': harness.links_description(a.links),
-        'pin_cpus': {'client': a.pin_cpus[0], 'server': a.pin_cpus[1]} if a.pin_cpus else None,
         'energy_model': {'formula': energy.FORMULA,
                          'power_w': {'inference': energy.PAPER.inference_w,
                                      'communication': energy.PAPER.communication_w,

@@ -47,7 +47,6 @@ from typing import Dict, List, Optional, Tuple
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rrto_ros.bench.harness import parse_pin_cpus  # noqa: E402
 from rrto_ros.bench.link import get_profile  # noqa: E402
 from rrto_ros.bench.link import LinkProcess  # noqa: E402
 from rrto_ros.client import session as client_session  # noqa: E402
@@ -64,8 +63,7 @@ UP_BYTES, DOWN_BYTES = 12288, 64
 
 
 # ----------------------------------------------------------------- server process
-def _server_process(port: int, lane_port: int, backend: str, cpu: int, out: str, stop
-                    ) -> None:
+def _server_process(port: int, lane_port: int, backend: str, out: str, stop) -> None:
     from rrto_ros.server import server as server_mod
     from rrto_ros.server import session as server_session
     stamps: List[Stamp] = []
@@ -94,7 +92,7 @@ def _server_process(port: int, lane_port: int, backend: str, cpu: int, out: str,
     server_mod.Server._reply = _reply
     server_session.ServerSession._execute = _execute
     srv = server_mod.Server(server_mod.ServerConfig(f'tcp://127.0.0.1:{port}', backend,
-                                                    module_cache_dir=None, pin_cpu=cpu,
+                                                    module_cache_dir=None,
                                                     lane_port=lane_port)).start()
     stop.wait()
     srv.stop()
@@ -103,8 +101,15 @@ def _server_process(port: int, lane_port: int, backend: str, cpu: int, out: str,
 
 # ----------------------------------------------------------------- client stamps
 class ClientStamps:
+    """The client core's stamps (its functions are wrapped once, on first use)."""
+    stamps: List[Stamp] = []
+    _wrapped = False
+
     def __init__(self) -> None:
-        self.stamps: List[Stamp] = []
+        self.stamps.clear()
+        if ClientStamps._wrapped:
+            return
+        ClientStamps._wrapped = True
         wire = client_session.wire
         read, reply = wire.read_request, wire.send_reply
         send, recv = client_uplink.Uplink.send, client_uplink.Uplink._decode
@@ -170,15 +175,12 @@ def replay_records(client: List[Stamp], server: List[Stamp]) -> List[Dict[str, i
 
 
 def run_app(backend: str, link: Optional[str], inferences: int, tmp: str,
-            pin: Tuple[int, int] = (-1, -1), use_lane: bool = True, busy_poll_us: int = 0
-            ) -> dict:
+            use_lane: bool = True) -> dict:
     port, lane_port = free_tcp_port(), free_tcp_port()
     mp = multiprocessing.get_context('fork')   # no ZeroMQ context or CUDA here yet
     stop = mp.Event()
-    tag = f'{link}-{pin[1]}-{use_lane}-{busy_poll_us}'
-    out = os.path.join(tmp, f'server-{tag}.json')
-    proc = mp.Process(target=_server_process, args=(port, lane_port, backend, pin[1], out,
-                                                    stop))
+    out = os.path.join(tmp, f'server-{link}-{use_lane}.json')
+    proc = mp.Process(target=_server_process, args=(port, lane_port, backend, out, stop))
     proc.start()
     endpoint = f'tcp://127.0.0.1:{port}'
     emu = None
@@ -189,10 +191,9 @@ def run_app(backend: str, link: Optional[str], inferences: int, tmp: str,
                           also=[(lane[len('tcp://'):], lane_via)]).start()
         endpoint, lane = emu.endpoint, f'tcp://127.0.0.1:{lane_via}'
     stamps = ClientStamps()
-    sock = os.path.join(tmp, f'agent-{tag}.sock')
+    sock = os.path.join(tmp, f'agent-{link}-{use_lane}.sock')
     core = ClientCore(ClientConfig(endpoint, sock, 'replay', connect_timeout_s=30.0,
-                                   pin_cpu=pin[0], replay_lane=use_lane,
-                                   busy_poll_us=busy_poll_us,
+                                   replay_lane=use_lane,
                                    lane_endpoint=lane)).start()
     try:
         env = interposed_env(sock)
@@ -229,8 +230,7 @@ def run_app(backend: str, link: Optional[str], inferences: int, tmp: str,
         stages['server_quiet_ranges'].append(us['quiet'])
     p = get_profile(link or 'loopback')
     nominal = (p.rtt_s + p.serialisation_s(UP_BYTES) + p.serialisation_s(DOWN_BYTES)) * 1e6
-    res = {'link': link or 'direct', 'replay_lane': use_lane, 'busy_poll_us': busy_poll_us,
-           'pin_cpus': {'client': pin[0], 'server': pin[1]},
+    res = {'link': link or 'direct', 'replay_lane': use_lane,
            'inferences_measured': steady,
            'link_nominal_us': round(nominal, 1),
            'p50_us': {k: round(statistics.median(v), 1) for k, v in stages.items()}}
@@ -341,8 +341,6 @@ def main() -> int:
                     help='run every configuration this many times, interleaved')
     ap.add_argument('--spin', action='store_true',
                     help='also echoes whose ends busy-poll (the cost of thread wake-ups)')
-    ap.add_argument('--pin-cpus', type=parse_pin_cpus, default=None,
-                    help="also run with the nodes pinned: CLIENT,SERVER CPUs or 'auto'")
     ap.add_argument('--out', type=pathlib.Path, required=True)
     a = ap.parse_args()
     import tempfile
@@ -352,13 +350,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix='rrto-stages-') as tmp:
         for link in a.links.split(','):
             lk = None if link == 'direct' else link
-            # ZeroMQ only; + replay lane; + busy polling (the defaults); + pinned threads
-            configs = [((-1, -1), False, 0), ((-1, -1), True, 0), ((-1, -1), True, 100)]
-            if a.pin_cpus:
-                configs.append((a.pin_cpus, True, 100))
+            # ZeroMQ only, then with the replay lane (the default)
             for rep in range(a.repeat):          # interleaved: drifts hit every config
-                for pin, use_lane, busy in configs:
-                    res = run_app(a.backend, lk, a.inferences, tmp, pin, use_lane, busy)
+                for use_lane in (False, True):
+                    res = run_app(a.backend, lk, a.inferences, tmp, use_lane)
                     res['repeat'] = rep
                     print(json.dumps(res), flush=True)
                     result['stages'].append(res)
@@ -370,8 +365,7 @@ def main() -> int:
                     print(f'echo {name}: {us} us', flush=True)
     summary: Dict[str, List[float]] = {}
     for res in result['stages']:
-        name = (f"{res['link']} lane={int(res['replay_lane'])} busy_poll_us={res['busy_poll_us']}"
-                f" pinned={int(res['pin_cpus']['client'] >= 0)}")
+        name = f"{res['link']} {'lane' if res['replay_lane'] else 'zeromq only'}"
         summary.setdefault(name, []).append(res['p50_us']['app_latency'])
     result['app_latency_p50_us_by_config'] = {
         k: {'runs': v, 'median': round(statistics.median(v), 1)} for k, v in summary.items()}

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import zmq
 
@@ -40,13 +40,10 @@ class LocalStack:
                  cache_dir: Optional[str] = None, server_timeout_s: float = 5.0,
                  connect_timeout_s: float = 3.0, server_process: bool = False,
                  link: Optional[str] = None, server_options: Optional[dict] = None,
-                 pin_cpus: Optional[Tuple[int, int]] = None,
                  client_options: Optional[dict] = None) -> None:
         """``link``: a profile of rrto_ros.bench.link (``loopback``, ``edge``, ``cloud``):
         the client then reaches the server through that link emulator, run as its own
-        process. None: a direct connection. ``pin_cpus``: (client, server) ``pin_cpu``
-        settings."""
-        client_cpu, server_cpu = pin_cpus or (-1, -1)
+        process. None: a direct connection."""
         # A known lane port, so that a link emulator can carry the lane too.
         lane_port = free_tcp_port()
         self._tmp = tempfile.TemporaryDirectory(prefix='rrto-')
@@ -57,10 +54,10 @@ class LocalStack:
             endpoint = f'tcp://127.0.0.1:{free_tcp_port()}'
             self._server_cmd = [sys.executable, '-m', 'rrto_ros.cli.server_main', '--bind',
                                 endpoint, '--backend', backend, '--cache-dir', cache_dir or '',
-                                '--pin-cpu', str(server_cpu), '--lane-port', str(lane_port)]
+                                '--lane-port', str(lane_port)]
         else:
             self.server = Server(ServerConfig('tcp://127.0.0.1:*', backend,
-                                              module_cache_dir=cache_dir, pin_cpu=server_cpu,
+                                              module_cache_dir=cache_dir,
                                               lane_port=lane_port,
                                               **(server_options or {})))
             endpoint = self.server.endpoint
@@ -77,7 +74,7 @@ class LocalStack:
         self.agent_socket = os.path.join(self._tmp.name, 'agent.sock')
         self.client = ClientCore(ClientConfig(client_endpoint, self.agent_socket, mode,
                                               connect_timeout_s, server_timeout_s,
-                                              pin_cpu=client_cpu, **client_options))
+                                              **client_options))
 
     def __enter__(self) -> 'LocalStack':
         if self.link is not None:

@@ -168,29 +168,3 @@ def test_session_end_closes_its_lane(server):
             time.sleep(0.05)
     up.close()
     assert closed
-
-
-def test_busy_polling_waits_for_the_right_replies(server):
-    """Lane replies waited for with busy polling: the round trip estimate forms, every
-    reply is the one asked for, a slow reply (after the polling window) still arrives."""
-    up = open_session(server)
-    up.busy_poll_s = 50e-6
-    try:
-        ptr = up.call(Op.MALLOC, [64]).res[0]
-        for k in range(20):
-            rep = up.call(Op.REPLAY_RUN, [1, 0, 1])
-            assert 'no replay sequence' in rep.message
-        assert 0 < up._lane_rtt_s < 1.0
-        up._lane_rtt_s = 1e-7     # a badly low estimate: polling ends, the wait goes on
-        assert 'no replay sequence' in up.call(Op.REPLAY_RUN, [1, 0, 1]).message
-        assert up.call(Op.FREE, [ptr]).err == 0
-    finally:
-        up.close()
-
-
-def test_busy_poll_setting_is_checked():
-    from rrto_ros.client.config import ClientConfig
-    with pytest.raises(ValueError, match='busy_poll_us'):
-        ClientConfig(busy_poll_us=-1).validate()
-    with pytest.raises(ValueError, match='busy_poll_us'):
-        ClientConfig(busy_poll_us=1.5).validate()

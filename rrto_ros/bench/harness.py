@@ -44,21 +44,6 @@ TIMING_RE = re.compile(r'^cnn_infer: timing infer (\d+) ([0-9.]+) us$', re.M)
 INFER_RE = re.compile(r'^infer \d+: .*$', re.M)
 
 
-def parse_pin_cpus(text: str) -> Tuple[int, int]:
-    """'CLIENT,SERVER' CPU indices, or 'auto': the last two CPUs this process may use."""
-    if text == 'auto':
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) < 2:
-            raise ValueError('--pin-cpus auto needs two CPUs')
-        return cpus[-2], cpus[-1]
-    try:
-        client, server = (int(x) for x in text.split(','))
-    except ValueError:
-        raise ValueError(f'pin CPUs {text!r}: expected CLIENT,SERVER (e.g. 2,3) or auto'
-                         ) from None
-    return client, server
-
-
 @dataclass
 class Config:
     backend: str                      # 'emu' or 'cuda'
@@ -68,7 +53,6 @@ class Config:
     warmup: int = 10
     seed: int = 1
     offload_server: Optional[pathlib.Path] = None   # a built cnn_serve; built when None
-    pin_cpus: Optional[Tuple[int, int]] = None      # (client, server) pin_cpu settings
 
     def validate(self) -> None:
         if self.backend not in ('emu', 'cuda'):
@@ -201,8 +185,7 @@ class Bench:
             if os.path.exists(p):
                 os.unlink(p)
         emulated = None if link == 'loopback' else link
-        with LocalStack(self.cfg.backend, mode, server_process=True, link=emulated,
-                        pin_cpus=self.cfg.pin_cpus) as stack:
+        with LocalStack(self.cfg.backend, mode, server_process=True, link=emulated) as stack:
             prime = stack.run(self.cfg.app_cmd(1), timeout=self.cfg.app_timeout_s)
             if prime.returncode != 0:
                 raise RuntimeError(f'first run (1 inference) exited with {prime.returncode}: '

@@ -24,14 +24,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument('--mode', choices=MODES, default=d.mode)
     ap.add_argument('--connect-timeout', type=float, default=d.connect_timeout_s)
     ap.add_argument('--server-timeout', type=float, default=d.server_timeout_s)
-    ap.add_argument('--pin-cpu', type=int, default=-1,
-                    help='CPU for the session and ZeroMQ threads (-1: no pinning)')
     ap.add_argument('--log-level', default='INFO')
     a = ap.parse_args(argv)
     logging.basicConfig(level=a.log_level.upper(), format='[rrto-client] %(message)s')
     try:
         core = ClientCore(ClientConfig(a.server, a.agent_socket, a.mode, a.connect_timeout,
-                                       a.server_timeout, pin_cpu=a.pin_cpu)).start()
+                                       a.server_timeout)).start()
     except (ValueError, RuntimeError, OSError) as e:
         logging.error('cannot start: %s', e)
         return 2

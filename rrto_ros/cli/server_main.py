@@ -24,8 +24,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument('--cache-dir', default=default_cache_dir(),
                     help="fatbin cache directory ('' for memory only)")
     ap.add_argument('--max-sessions', type=int, default=16)
-    ap.add_argument('--pin-cpu', type=int, default=-1,
-                    help='CPU for the I/O and ZeroMQ threads (-1: no pinning)')
     ap.add_argument('--lane-port', type=int, default=0,
                     help='TCP port of the replay lane (0: any free one, -1: no lane)')
     ap.add_argument('--log-level', default='INFO')
@@ -34,8 +32,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     backend = default_backend() if a.backend == 'auto' else a.backend
     try:
         server = Server(ServerConfig(a.bind, backend, a.device, a.cache_dir or None,
-                                     a.max_sessions, pin_cpu=a.pin_cpu,
-                                     lane_port=a.lane_port))
+                                     a.max_sessions, lane_port=a.lane_port))
     except (ValueError, OSError) as e:
         logging.error('cannot start: %s', e)
         return 2

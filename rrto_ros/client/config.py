@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rrto_ros.affinity import check_cpu
-
 MODES = ('rpc', 'pipelined', 'replay')
 
 
@@ -21,19 +19,12 @@ class ClientConfig:
     record_window: int = 3
     curve_secret_key_file: str = ''   # this client's ZeroMQ certificate (secret)
     curve_server_key_file: str = ''   # the server's public key; both empty: no CURVE
-    pin_cpu: int = -1                 # run the session and ZeroMQ threads on this CPU
     replay_lane: bool = True          # replay requests on their own TCP connection
     lane_endpoint: str = ''           # tcp://HOST:PORT of the lane; '': server's host
-    busy_poll_us: int = 100           # poll without sleeping this long before a replay reply
 
     def validate(self) -> None:
         check_mode(self.mode)
         check_record_window(self.record_window)
-        check_cpu(self.pin_cpu)
-        if isinstance(self.busy_poll_us, bool) or not isinstance(self.busy_poll_us, int) or \
-                not 0 <= self.busy_poll_us <= 10000:
-            raise ValueError(f'busy_poll_us must be an integer from 0 (off) to 10000, not '
-                             f'{self.busy_poll_us!r}')
         if self.lane_endpoint and not self.lane_endpoint.startswith('tcp://'):
             raise ValueError(f'lane_endpoint {self.lane_endpoint!r} is not tcp://HOST:PORT '
                              "('' uses the server's host and the port it announces)")

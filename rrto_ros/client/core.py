@@ -13,9 +13,6 @@ from typing import Dict, List, Optional
 
 import zmq
 
-from rrto_ros.affinity import context_on
-from rrto_ros.affinity import pin_thread
-from rrto_ros.affinity import release_context
 from rrto_ros.client.config import check_mode
 from rrto_ros.client.config import check_record_window
 from rrto_ros.client.config import ClientConfig
@@ -30,8 +27,7 @@ class ClientCore:
         config.validate()
         self.config = config
         self.curve = client_keys(config.curve_secret_key_file, config.curve_server_key_file)
-        self.ctx = context or context_on(config.pin_cpu)
-        self._ctx_cpu = config.pin_cpu if context is None else -1
+        self.ctx = context or zmq.Context.instance()
         self.sessions: Dict[int, ClientSession] = {}
         self.finished: List[dict] = []
         self._lock = threading.Lock()
@@ -73,7 +69,6 @@ class ClientCore:
                 os.unlink(self.config.agent_socket)
             except FileNotFoundError:
                 pass
-        release_context(self.ctx, self._ctx_cpu)
 
     def set_mode(self, mode: str) -> None:
         """Change the forwarding mode; running sessions use it from their next call."""
@@ -112,7 +107,6 @@ class ClientCore:
 
     def _accept_loop(self) -> None:
         assert self._listener is not None
-        pin_thread(self.config.pin_cpu)   # the session threads it starts inherit this
         while not self._stop.is_set():
             try:
                 conn, _ = self._listener.accept()

@@ -62,7 +62,7 @@ class ClientSession:
         self.conn = conn
         self.config = config
         self.uplink = Uplink(ctx, config.server_endpoint, config.server_timeout_s,
-                             config.heartbeat_s, curve, config.busy_poll_us * 1e-6)
+                             config.heartbeat_s, curve)
         self.stats = SessionStats(mode=config.mode)
         self.lost: Optional[str] = None
         self._on_end = on_end
@@ -237,7 +237,7 @@ class ClientSession:
         log.info('session %s opened on %s (%s backend, mode %s)', self.label,
                  self.config.server_endpoint, reply.extra.get('backend', '?'), self.mode)
         self._open_lane(reply.extra.get('lane_port'))
-        self._reply(0, [1, self.config.busy_poll_us])   # devices, the interposer's busy poll
+        self._reply(0, [1])
 
     def _open_lane(self, port: Optional[int]) -> None:
         """Connect the replay lane the server announced; without one, replays use ZeroMQ."""
@@ -249,7 +249,7 @@ class ClientSession:
             self.uplink.open_lane((host, lane_port))
         except OSError as e:
             log.warning('session %s: no replay lane to %s:%d (%s); replays go over ZeroMQ, '
-                        'about 0.2 ms slower per inference. Open TCP port %d of the server '
+                        'about 0.3 ms slower per inference. Open TCP port %d of the server '
                         '(its lane_port setting), or set lane_endpoint.', self.label, host,
                         lane_port, e, port)
             return

@@ -8,10 +8,6 @@ CUDA reports errors of asynchronous work at the next synchronising call.
 With a replay lane open (``lane.py``), REPLAY_RUN requests travel on it instead of ZeroMQ.
 Order across the two connections is kept by one rule: while a connection carries a quiet
 request not yet followed by an answered one, every request takes that connection.
-
-Waiting for a replay reply, whose round trip is predictable, is hybrid when ``busy_poll_s``
-is set: sleep until that long before the reply is due, then poll without sleeping for at
-most twice that, then sleep again (a thread woken from sleep starts late).
 """
 
 from __future__ import annotations
@@ -19,7 +15,6 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass
 from dataclasses import field
-import select
 import time
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
@@ -63,12 +58,8 @@ class LinkStats:
 
 class Uplink:
     def __init__(self, ctx: zmq.Context, endpoint: str, server_timeout_s: float = 5.0,
-                 heartbeat_s: float = 1.0, curve: Optional[Dict[str, bytes]] = None,
-                 busy_poll_s: float = 0.0) -> None:
+                 heartbeat_s: float = 1.0, curve: Optional[Dict[str, bytes]] = None) -> None:
         self.endpoint = endpoint
-        self.busy_poll_s = busy_poll_s
-        self._lane_rtt_s = 0.0                       # running estimate of a lane round trip
-        self._lane_sent: Tuple[int, float] = (0, 0.0)   # (seq, time) of the last lane call
         self.server_timeout_s = server_timeout_s
         self.heartbeat_s = heartbeat_s
         self.sock = ctx.socket(zmq.DEALER)
@@ -119,8 +110,6 @@ class Uplink:
             except LaneBroken as e:
                 raise ServerLost(f'{e} (server {self.endpoint})') from None
             self._sent(op, quiet, LANE, size)
-            if not quiet:
-                self._lane_sent = (self.seq, time.monotonic())
             return self.seq
         copy = len(frames) == 0 or total_size(frames) < 65536
         try:   # never block here: a DEALER with no live connection would wait forever
@@ -166,25 +155,6 @@ class Uplink:
         server_timeout_s) raises ServerLost.
         """
         limit = self.server_timeout_s if timeout_s is None else timeout_s
-        lane_seq, sent_at = self._lane_sent
-        if seq == lane_seq:
-            reply = self._wait_lane(seq, sent_at, limit)
-            self._lane_rtt_s += (time.monotonic() - sent_at - self._lane_rtt_s) / (
-                8 if self._lane_rtt_s else 1)
-            return reply
-        return self._wait(seq, limit)
-
-    def _wait_lane(self, seq: int, sent_at: float, limit: float) -> Reply:
-        window = self.busy_poll_s
-        if window and self._lane_rtt_s:
-            delay = sent_at + self._lane_rtt_s - window - time.monotonic()
-            if delay <= 0 or not select.select([self.lane.sock], [], [], delay)[0]:
-                stop = time.monotonic() + 2 * window
-                while not self._inbox and time.monotonic() < stop:
-                    self._receive()
-        return self._wait(seq, limit)
-
-    def _wait(self, seq: int, limit: float) -> Reply:
         start = time.monotonic()
         heard = start
         probe_at = start + self.heartbeat_s

@@ -5,7 +5,6 @@
  * One mutex serialises all calls, which keeps every stream's order. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +23,6 @@ static int g_dead_err;
 static uint32_t g_mode = RRTO_MODE_RPC;
 static unsigned g_generation;
 static int g_device_count;
-static int64_t g_busy_ns;       /* busy-poll window before a replay reply (client's setting) */
-static int64_t g_replay_rtt_ns; /* running estimate of a replay round trip */
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 
 static void child_after_fork(void) {
@@ -180,7 +177,6 @@ static int ensure_connected(void) {
     return rep.err;
   }
   g_device_count = rep.nres > 0 ? (int)rep.res[0] : 1;
-  g_busy_ns = rep.nres > 1 ? (int64_t)rep.res[1] * 1000 : 0;
   g_generation++;
   return 0;
 }
@@ -191,45 +187,17 @@ int64_t rrto_now_ns(void) {
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-/* Hybrid wait for the reply of a replayed inference (sent at `sent`), whose round trip
- * is predictable: sleep until g_busy_ns before it is due, then poll the socket without
- * sleeping for at most two windows, then let the blocking read take over. A thread woken
- * from sleep starts tens of microseconds late (far more in a VM); this costs at most
- * 2 * g_busy_ns of CPU per inference. Off when the client node's busy_poll_us is 0. */
-static void await_replay_reply(int64_t sent) {
-  if (!g_busy_ns || !g_replay_rtt_ns) return;
-  int64_t wake = sent + g_replay_rtt_ns - g_busy_ns, now = rrto_now_ns();
-  if (wake > now) {
-    struct pollfd p = {g_fd, POLLIN, 0};
-    struct timespec ts = {(wake - now) / 1000000000, (wake - now) % 1000000000};
-    if (ppoll(&p, 1, &ts, NULL) != 0) return;   /* arrived early (or an error): read */
-  }
-  int64_t stop = rrto_now_ns() + 2 * g_busy_ns;
-  char c;
-  while (rrto_now_ns() < stop) {
-    if (recv(g_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) return;
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return;
-  }
-}
-
 int rrto_xfer_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
                      const void *data, size_t len, struct rrto_reply *rep) {
   struct rrto_reply scratch = {0};
   int err = ensure_connected();
   if (err) return err;
-  int64_t sent = rrto_now_ns();
   if (send_req(op, flags, args, nargs, data, len)) {
     mark_dead(cudaErrorDevicesUnavailable, "lost the connection to the rrto client node");
     return g_dead_err;
   }
   if (flags & RRTO_F_NOREPLY) return 0;
-  if (op == RRTO_OP_REPLAY_RUN) await_replay_reply(sent);
-  int rc = recv_rep(rep ? rep : &scratch);
-  if (op == RRTO_OP_REPLAY_RUN) {   /* running estimate, 1/8 weight for the newest */
-    int64_t rtt = rrto_now_ns() - sent;
-    g_replay_rtt_ns = g_replay_rtt_ns ? g_replay_rtt_ns + (rtt - g_replay_rtt_ns) / 8 : rtt;
-  }
-  if (rc) {
+  if (recv_rep(rep ? rep : &scratch)) {
     mark_dead(cudaErrorDevicesUnavailable, "lost the connection to the rrto client node");
     return g_dead_err;
   }

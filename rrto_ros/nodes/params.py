@@ -40,12 +40,6 @@ _CLIENT = ClientConfig()
 _SERVER = ServerConfig()
 
 
-_PIN_TEXT = ("CPU on which this node runs its {threads} threads and ZeroMQ's I/O thread, "
-             'so that handing a request between them does not wake another CPU (saves '
-             'tens of microseconds per round trip; see bench/replay_stages.py). -1: no '
-             'pinning.')
-
-
 def _modes_text() -> str:
     return 'one of ' + ', '.join(MODES)
 
@@ -87,18 +81,11 @@ CLIENT_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('curve_server_key_file', '',
               "The server's CURVE public key file; needed with curve_secret_key_file."
               + _RESTART, read_only=True),
-    ParamSpec('pin_cpu', _CLIENT.pin_cpu, _PIN_TEXT.format(threads='session') + _RESTART,
-              read_only=True, int_range=(-1, 4095), constraints='-1 or a CPU index'),
     ParamSpec('replay_lane', _CLIENT.replay_lane,
               "Send each replayed inference's request on the server's replay lane (a plain "
-              'TCP connection next to ZeroMQ, ~0.2 ms faster per inference) when the server '
+              'TCP connection next to ZeroMQ, ~0.3 ms faster per inference) when the server '
               'offers one. The lane is never encrypted: servers with CURVE offer none.'
               + _RESTART, read_only=True),
-    ParamSpec('busy_poll_us', _CLIENT.busy_poll_us,
-              "Microseconds before a replayed inference's reply is due (predicted from recent "
-              'round trips) from which this node and the app poll for it without sleeping, '
-              'at most twice that per inference; a thread woken from sleep starts late. 0: '
-              'off.' + _RESTART, read_only=True, int_range=(0, 10000)),
     ParamSpec('lane_endpoint', _CLIENT.lane_endpoint,
               "Where to reach the server's replay lane, tcp://HOST:PORT; empty: the host of "
               'server_endpoint and the port the server announces (set it behind NAT or a '
@@ -137,8 +124,6 @@ SERVER_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('curve_secret_key_file', '',
               "The server's CURVE certificate (zmq.auth secret key file); empty: no "
               'encryption.' + _RESTART, read_only=True),
-    ParamSpec('pin_cpu', _SERVER.pin_cpu, _PIN_TEXT.format(threads='I/O') + _RESTART,
-              read_only=True, int_range=(-1, 4095), constraints='-1 or a CPU index'),
     ParamSpec('lane_port', _SERVER.lane_port,
               'TCP port of the replay lane, offered to clients next to bind_endpoint: 0 any '
               'free port, -1 none (replays then go over ZeroMQ). Off when CURVE is on.'

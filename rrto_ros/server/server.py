@@ -22,10 +22,6 @@ from typing import Dict, List, Optional
 
 import zmq
 
-from rrto_ros.affinity import check_cpu
-from rrto_ros.affinity import context_on
-from rrto_ros.affinity import pin_thread
-from rrto_ros.affinity import release_context
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.curve import server_keys
 from rrto_ros.protocol.messages import decode_request
@@ -55,7 +51,6 @@ class ServerConfig:
     session_timeout_s: float = 30.0
     replay_graphs: bool = True      # replay runs of launches as CUDA graphs (cuda backend)
     curve_secret_key_file: str = ''  # ZeroMQ certificate with the server's secret key
-    pin_cpu: int = -1               # run the I/O and ZeroMQ threads on this CPU
     lane_port: int = 0              # replay lane TCP port; 0: any free one; -1: no lane
 
     def validate(self) -> None:
@@ -65,7 +60,6 @@ class ServerConfig:
             raise ValueError(f'max_sessions must be >= 1, not {self.max_sessions}')
         if self.session_timeout_s <= 0:
             raise ValueError('session_timeout_s must be > 0')
-        check_cpu(self.pin_cpu)
         if isinstance(self.lane_port, bool) or not isinstance(self.lane_port, int) or \
                 not -1 <= self.lane_port <= 65535:
             raise ValueError(f'lane_port must be -1 (no lane), 0 (any free port) or a TCP '
@@ -88,8 +82,7 @@ class Server:
     def __init__(self, config: ServerConfig, context: Optional[zmq.Context] = None) -> None:
         config.validate()
         self.config = config
-        self.ctx = context or context_on(config.pin_cpu)
-        self._ctx_cpu = config.pin_cpu if context is None else -1
+        self.ctx = context or zmq.Context.instance()
         self.cache = ModuleCache(config.module_cache_dir)
         self.sessions: Dict[bytes, ServerSession] = {}
         self.stats = ServerStats()
@@ -145,7 +138,6 @@ class Server:
             return None
 
     def serve_forever(self) -> None:
-        pin_thread(self.config.pin_cpu)
         poller = self._poller
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._pull, zmq.POLLIN)
@@ -184,7 +176,6 @@ class Server:
                 self._lane_listener.close()
             self._router.close(0)
             self._pull.close(0)
-            release_context(self.ctx, self._ctx_cpu)
 
     # ----------------------------------------------------------- replies from workers
     def _worker_send(self, ident: bytes, reply: Reply) -> None:

@@ -12,7 +12,6 @@ import threading
 import time
 from typing import Callable, Dict, Optional, Tuple
 
-from rrto_ros.affinity import unpin_thread
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.messages import frame_bytes
 from rrto_ros.protocol.messages import Reply
@@ -114,7 +113,6 @@ class ServerSession:
         self._queue.put(None)
 
     def _run(self) -> None:
-        unpin_thread()   # started by the (maybe pinned) I/O thread; sessions run anywhere
         try:
             while True:
                 req = self._queue.get()
