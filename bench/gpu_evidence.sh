@@ -31,9 +31,11 @@ timeout 900 python3 bench/modes.py --backend cuda --no-plot --out "$out/replay_g
 step replay server cost
 timeout 600 python3 bench/replay_server_cost.py --backend cuda \
   --out "$out/replay_server_cost.json" 2>&1 | grep -v '^\[rrto' | tail -3
-step replay breakdown
-timeout 300 python3 bench/replay_breakdown.py --backend cuda \
-  --out "$out/replay_breakdown.json" 2>&1 | grep -v '^\[rrto' | tail -12
+step replay stages
+timeout 600 python3 bench/replay_stages.py --backend cuda --links direct,edge --repeat 3 \
+  --out "$out/replay_stages.json" 2>&1 | grep -v '^\[rrto' | grep -v '^{"link' | tail -40
+step link accuracy
+timeout 300 python3 bench/link_accuracy.py --out "$out/link_accuracy.json" 2>&1 | tail -4
 step transport costs
 timeout 300 python3 bench/transport_costs.py --out "$out/transport_costs.json" 2>&1 \
   | grep -v '^\[rrto' | tail -9

@@ -91,12 +91,14 @@ def main() -> int:
                                  "energy is that of a robot with this GPU drawing Table I's "
                                  'inference power'},
         'results': rows,
+        'targets': harness.targets(rows),
         'call_histogram': bench.histogram,
         'wall_s': round(time.time() - t0, 1),
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + '\n')
     print(f'wrote {a.out}')
+    print('targets: ' + json.dumps(result['targets'], indent=1))
     head, body = harness.summary_table(rows)
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     for line in [head] + body:

@@ -117,3 +117,18 @@ def test_modes_command_writes_valid_json(tmp_path, examples_dir, backend):
         assert rows['rpc']['identical_to_native'] is None
     png = out.with_suffix('.png')
     assert png.exists() == ('--no-plot' not in cmd)
+
+
+def test_targets_against_the_physical_floor():
+    def row(mode, link, p50, nbytes=12387):
+        return {'mode': mode, 'link': link, 'latency_ms_p50': p50, 'bytes_per_inference': nbytes}
+    rows = [row('local', 'loopback', 0.147), row('rpc', 'edge', 75.0), row('replay', 'edge', 3.3),
+            row('replay', 'cloud', 30.0), row('replay', 'loopback', 0.6)]
+    t = harness.targets(rows)
+    assert set(t) == {'edge', 'cloud'}
+    floor = 2.6 + 12387 * 8 / 450e6 * 1e3 + 0.147
+    assert t['edge']['floor_ms'] == pytest.approx(floor, abs=1e-3)
+    assert t['edge']['replay_over_floor'] == pytest.approx(3.3 / floor, abs=1e-3)
+    assert t['edge']['floor_target_met'] and t['edge']['rpc_target_met']
+    assert t['edge']['rpc_over_replay'] == pytest.approx(75.0 / 3.3, abs=0.01)
+    assert not t['cloud']['floor_target_met'] and 'rpc_over_replay' not in t['cloud']

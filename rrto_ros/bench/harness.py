@@ -324,6 +324,38 @@ def links_description(links: Sequence[str]) -> Dict[str, Dict]:
     return out
 
 
+FLOOR_TARGET = 1.15      # issue #3: replay within 1.15x of the physical floor at edge ...
+RPC_TARGET = 10.0        # ... and at least 10x faster than rpc
+
+
+def targets(rows: Sequence[Dict]) -> Dict[str, Dict]:
+    """Per emulated link: the physical floor of one inference (round trip time + replay's
+    bytes / bandwidth + the native GPU time) and how replay compares with it and with rpc."""
+    by = {(r['mode'], r['link']): r for r in rows}
+    local = by.get(('local', 'loopback')) or next(
+        (r for r in rows if r['mode'] == 'local'), None)
+    out = {}
+    for link in LINKS:
+        replay, rpc = by.get(('replay', link)), by.get(('rpc', link))
+        p = PROFILES[link]
+        if link == 'loopback' or not replay or replay.get('latency_ms_p50') is None or \
+                not local or local.get('latency_ms_p50') is None:
+            continue
+        floor = (p.rtt_s + p.serialisation_s(replay['bytes_per_inference'])) * 1e3 + \
+            local['latency_ms_p50']
+        t = {'floor_ms': round(floor, 4), 'replay_ms_p50': replay['latency_ms_p50'],
+             'replay_over_floor': round(replay['latency_ms_p50'] / floor, 3),
+             'floor_target': FLOOR_TARGET}
+        t['floor_target_met'] = t['replay_over_floor'] <= FLOOR_TARGET
+        if rpc and rpc.get('latency_ms_p50') is not None:
+            t['rpc_ms_p50'] = rpc['latency_ms_p50']
+            t['rpc_over_replay'] = round(rpc['latency_ms_p50'] / replay['latency_ms_p50'], 2)
+            t['rpc_target'] = RPC_TARGET
+            t['rpc_target_met'] = t['rpc_over_replay'] >= RPC_TARGET
+        out[link] = t
+    return out
+
+
 def steady_state_note(cfg: Config) -> str:
     return (f'each run makes {cfg.inferences} inferences; latency statistics exclude the '
             f'first {cfg.warmup} (warm-up, module loading, replay recording). Per-inference '
