@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 import select
 import socket
 import time
@@ -48,12 +49,12 @@ class ClientLane:
 
     def send(self, parts: Sequence[Any]) -> int:
         """Send one message (waiting at most timeout_s for room); returns its size."""
-        bufs = [memoryview(b).cast('B') for b in lane_wire.encode(parts)]
+        bufs = collections.deque(memoryview(b).cast('B') for b in lane_wire.encode(parts))
         size = sum(b.nbytes for b in bufs)
         deadline = time.monotonic() + self.timeout_s
         while bufs:
             try:
-                n = self.sock.sendmsg(bufs[:64])
+                n = self.sock.sendmsg(list(bufs)[:64])
             except (BlockingIOError, InterruptedError):
                 left = deadline - time.monotonic()
                 if left <= 0 or not select.select([], [self.sock], [], left)[1]:
@@ -62,30 +63,17 @@ class ClientLane:
                 continue
             except OSError as e:
                 raise LaneBroken(f'replay lane: {e}') from None
-            while n:
-                if n >= bufs[0].nbytes:
-                    n -= bufs.pop(0).nbytes
-                else:
-                    bufs[0] = bufs[0][n:]
-                    n = 0
+            lane_wire.sent(bufs, n)
         return size
 
     def receive(self) -> List[List[memoryview]]:
         """The messages that arrived (non-blocking; [] when none is complete)."""
-        msgs: List[List[memoryview]] = []
-        while True:
-            try:
-                data = self.sock.recv(1 << 20)
-            except (BlockingIOError, InterruptedError):
-                return msgs
-            except OSError as e:
-                raise LaneBroken(f'replay lane: {e}') from None
-            if not data:
-                raise LaneBroken('the server closed the replay lane')
-            try:
-                msgs += self._reader.feed(data)
-            except ProtocolError as e:
-                raise LaneBroken(f'replay lane: {e}') from None
+        try:
+            return lane_wire.receive(self.sock, self._reader.feed)
+        except ConnectionError as e:
+            raise LaneBroken(f'the server closed the replay lane ({e})') from None
+        except ProtocolError as e:
+            raise LaneBroken(f'replay lane: {e}') from None
 
     def close(self) -> None:
         try:

@@ -72,6 +72,7 @@ class ClientSession:
                                    lambda: self.uplink.stats.blocking_round_trips)
         self._restart_requested = False
         self._lane_ready = False
+        self._lost_told = False
 
     @property
     def mode(self) -> str:
@@ -180,8 +181,8 @@ class ClientSession:
                             f'not know op {req.op}; update rrto_ros so both sides match')
             return
         if self.lost:
-            if req.wants_reply:
-                self._reply(ops.CUDA_ERROR_DEVICES_UNAVAILABLE)
+            if req.wants_reply:   # the reason goes to the app once (it logs it)
+                self._reply(ops.CUDA_ERROR_DEVICES_UNAVAILABLE, message=self._untold())
             return
         try:
             if op == Op.HELLO:
@@ -193,16 +194,19 @@ class ClientSession:
             else:
                 self._forward(op, req)
         except ServerLost as e:
-            msg = self._lose(e)
+            self._lose(e)
             if req.wants_reply:
-                self._reply(ops.CUDA_ERROR_DEVICES_UNAVAILABLE, message=msg)
+                self._reply(ops.CUDA_ERROR_DEVICES_UNAVAILABLE, message=self._untold())
 
-    def _lose(self, e: ServerLost) -> str:
-        self.lost = str(e)
+    def _lose(self, e: ServerLost) -> None:
+        self.lost = (f'{e}; CUDA calls of this process fail from now on. Check that the '
+                     'server runs and the network is up, then restart the app.')
         self.stats.state = 'lost'
-        msg = (f'{e}; CUDA calls of this process fail from now on. Check that the server '
-               'runs and the network is up, then restart the app.')
-        log.error('session %s: %s', self.label, msg)
+        log.error('session %s: %s', self.label, self.lost)
+
+    def _untold(self) -> str:
+        """Why the session is lost, the first time the app is answered after the loss."""
+        msg, self._lost_told = ('' if self._lost_told else self.lost or ''), True
         return msg
 
     def _hello(self, req: wire.AgentRequest) -> None:

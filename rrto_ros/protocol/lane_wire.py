@@ -15,8 +15,9 @@ and opens with a hello: ``LANE_HELLO`` + the session id the server gave over Zer
 
 from __future__ import annotations
 
+import socket
 import struct
-from typing import Any, List, Sequence
+from typing import Any, Callable, Deque, List, Sequence
 
 from rrto_ros.protocol.messages import frame_bytes
 from rrto_ros.protocol.messages import ProtocolError
@@ -36,6 +37,34 @@ def encode(parts: Sequence[Any]) -> List[Any]:
     head = HEAD.pack(LANE_MAGIC, len(views)) + struct.pack(f'<{len(views)}Q',
                                                            *(v.nbytes for v in views))
     return [head] + views
+
+
+def receive(sock: socket.socket, feed: Callable[[bytes], List[List[memoryview]]]
+            ) -> List[List[memoryview]]:
+    """Read what a non-blocking socket has and ``feed`` it; returns the messages completed.
+    Raises ConnectionError when the peer closed the connection or it failed, and what
+    ``feed`` raises (ProtocolError) on a malformed stream."""
+    msgs: List[List[memoryview]] = []
+    while True:
+        try:
+            data = sock.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return msgs
+        except OSError as e:
+            raise ConnectionError(str(e)) from None
+        if not data:
+            raise ConnectionError('closed by the peer')
+        msgs += feed(data)
+
+
+def sent(bufs: Deque[memoryview], n: int) -> None:
+    """Drop the first ``n`` bytes (a partial send's worth) from a queue of buffers."""
+    while n and bufs:
+        if n >= bufs[0].nbytes:
+            n -= bufs.popleft().nbytes
+        else:
+            bufs[0] = bufs[0][n:]
+            n = 0
 
 
 class LaneReader:

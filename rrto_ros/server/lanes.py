@@ -66,22 +66,15 @@ class ServerLane:
 
     def read(self) -> List[List[memoryview]]:
         """Take in what arrived; returns complete messages (after the hello)."""
-        msgs: List[List[memoryview]] = []
-        while True:
-            try:
-                data = self.sock.recv(1 << 20)
-            except (BlockingIOError, InterruptedError):
-                return msgs
-            except OSError as e:
-                raise LaneClosed(str(e)) from None
-            if not data:
-                raise LaneClosed('closed by the client')
-            if self.sid is None:
-                data = self._take_hello(data)
-            try:
-                msgs += self._reader.feed(data)
-            except ProtocolError as e:
-                raise LaneClosed(f'protocol error: {e}') from None
+        try:
+            return lane_wire.receive(self.sock, self._feed)
+        except ConnectionError as e:
+            raise LaneClosed(f'{e}') from None
+        except ProtocolError as e:
+            raise LaneClosed(f'protocol error: {e}') from None
+
+    def _feed(self, data: bytes) -> List[List[memoryview]]:
+        return self._reader.feed(self._take_hello(data) if self.sid is None else data)
 
     def _take_hello(self, data: bytes) -> bytes:
         need = HELLO_BYTES - len(self._hello)
@@ -107,14 +100,7 @@ class ServerLane:
                 return
             except OSError as e:
                 raise LaneClosed(str(e)) from None
-            while n and self._out:
-                head = self._out[0]
-                if n >= head.nbytes:
-                    n -= head.nbytes
-                    self._out.popleft()
-                else:
-                    self._out[0] = head[n:]
-                    n = 0
+            lane_wire.sent(self._out, n)
 
     def close(self) -> None:
         try:
