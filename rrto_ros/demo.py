@@ -412,6 +412,9 @@ def main(argv: Optional[List[str]] = None) -> int:
               file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C stops the demo cleanly even where it was started with SIGINT ignored (a shell's
+    # background job inherits that, and Python then keeps it).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     demo = Demo(a)
     try:
         return demo.run()
