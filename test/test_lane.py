@@ -168,3 +168,42 @@ def test_session_end_closes_its_lane(server):
             time.sleep(0.05)
     up.close()
     assert closed
+
+
+def test_silent_connections_are_closed_and_do_not_crowd_out_lanes(server, monkeypatch):
+    """Connections that never say hello (port scanners, stuck clients) are closed after
+    HELLO_TIMEOUT_S, so real sessions still get their lanes."""
+    from rrto_ros.server import lanes
+    monkeypatch.setattr(lanes, 'HELLO_TIMEOUT_S', 0.2)
+    idle = [socket.create_connection(('127.0.0.1', server.lane_port)) for _ in range(3)]
+    for s in idle:
+        s.settimeout(5)
+        assert s.recv(10) == b''       # closed by the server's reaper (about 1 s)
+        s.close()
+    up = open_session(server)
+    try:
+        assert 'no replay sequence' in up.call(Op.REPLAY_RUN, [1, 0, 1]).message
+        assert up.stats.lane_requests == 1
+    finally:
+        up.close()
+
+
+def test_a_refused_lane_is_seen_at_once_and_the_session_keeps_zeromq():
+    """With every lane slot taken, the server refuses a new lane by closing it; the client
+    sees that when it opens the lane (no acknowledgement), not at its first replay."""
+    srv = Server(ServerConfig('tcp://127.0.0.1:*', 'emu', module_cache_dir=None,
+                              max_sessions=1)).start()
+    hogs = [socket.create_connection(('127.0.0.1', srv.lane_port)) for _ in range(2)]
+    try:
+        time.sleep(0.3)                       # the server has accepted both
+        up = open_session(srv, lane=False)
+        with pytest.raises(OSError, match='did not accept'):
+            up.open_lane(('127.0.0.1', srv.lane_port))
+        assert up.lane is None
+        assert 'no replay sequence' in up.call(Op.REPLAY_RUN, [1, 0, 1]).message
+        assert up.stats.lane_requests == 0    # ZeroMQ carried it
+        up.close()
+    finally:
+        for h in hogs:
+            h.close()
+        srv.stop()

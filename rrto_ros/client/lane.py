@@ -38,6 +38,8 @@ class ClientLane:
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.sock.sendall(lane_wire.LANE_HELLO + sid)
+            if self.sock.recv(1) != lane_wire.LANE_ACK:   # waits at most timeout_s
+                raise ConnectionRefusedError('the server did not accept the replay lane')
             self.sock.setblocking(False)
         except OSError:
             self.sock.close()

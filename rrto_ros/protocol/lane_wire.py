@@ -10,7 +10,8 @@ parts, ``rrto_ros.protocol.messages``), framed as
 
     magic u32, number of parts u32, then per part its length u64, then the parts' bytes
 
-and opens with a hello: ``LANE_HELLO`` + the session id the server gave over ZeroMQ.
+and opens with a hello: ``LANE_HELLO`` + the session id the server gave over ZeroMQ, which
+the server accepts with the byte ``LANE_ACK`` (or refuses by closing the connection).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rrto_ros.protocol.messages import ProtocolError
 
 LANE_MAGIC = 0x4C4F5452          # 'RTOL'
 LANE_HELLO = b'rrto-lane-1\n'    # then the 16-byte session id
+LANE_ACK = b'\x06'
 SID_BYTES = 16
 MAX_PARTS = 64
 HEAD = struct.Struct('<II')

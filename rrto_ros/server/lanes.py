@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import logging
 import socket
+import time
 from typing import Any, Deque, List, Optional, Sequence, Tuple
 
 from rrto_ros.protocol import lane_wire
@@ -17,6 +18,7 @@ from rrto_ros.protocol.messages import ProtocolError
 log = logging.getLogger(__name__)
 LANE_IDENT = b'lane:'    # reply route of a lane: this + the session id (ZeroMQ's are 5 bytes)
 HELLO_BYTES = len(lane_wire.LANE_HELLO) + lane_wire.SID_BYTES
+HELLO_TIMEOUT_S = 5.0    # a connection that has not said hello by then is closed
 
 
 class LaneClosed(Exception):
@@ -49,6 +51,7 @@ class ServerLane:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
         self.sid: Optional[bytes] = None
+        self.opened_at = time.monotonic()
         self._hello = bytearray()
         self._reader = lane_wire.LaneReader(max_message_bytes)
         self._out: Deque[memoryview] = collections.deque()
@@ -86,6 +89,10 @@ class ServerLane:
             raise LaneClosed('not an rrto replay lane (bad hello)')
         self.sid = bytes(self._hello[len(lane_wire.LANE_HELLO):])
         return data[need:]
+
+    def send_ack(self) -> None:
+        self._out.append(memoryview(lane_wire.LANE_ACK))
+        self.flush()
 
     def send(self, parts: Sequence[Any]) -> None:
         self._out.extend(memoryview(b).cast('B') for b in lane_wire.encode(parts))

@@ -258,6 +258,7 @@ class Server:
                     raise lanes.LaneClosed('hello for an unknown session or one that has a '
                                            'lane already')
                 self._lanes[lane.ident] = lane
+                lane.send_ack()
                 log.info('session %s: replay lane open', lane.sid.hex()[:8])
             for parts in msgs:
                 self._dispatch(lane.ident, parts)
@@ -358,6 +359,9 @@ class Server:
         for lane in list(self._lanes.values()):
             if lane.sid not in self.sessions:
                 self._drop_lane(lane, 'session ended')
+        for lane in list(self._lane_fds.values()):
+            if lane.sid is None and now - lane.opened_at > lanes.HELLO_TIMEOUT_S:
+                self._drop_lane(lane, 'no hello')
         for session in list(self.sessions.values()):
             if now - session.last_seen > self.config.session_timeout_s:
                 self._forget(session, f'no message for {self.config.session_timeout_s:.0f} s')
