@@ -38,8 +38,13 @@ class ClientLane:
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.sock.sendall(lane_wire.LANE_HELLO + sid)
-            if self.sock.recv(1) != lane_wire.LANE_ACK:   # waits at most timeout_s
-                raise ConnectionRefusedError('the server did not accept the replay lane')
+            try:
+                ack, why = self.sock.recv(1), 'it closed the connection'  # <= timeout_s
+            except OSError as e:   # a reset (the server closed with our hello unread)
+                ack, why = b'', str(e)
+            if ack != lane_wire.LANE_ACK:
+                raise ConnectionRefusedError(f'the server did not accept the replay lane '
+                                             f'({why})')
             self.sock.setblocking(False)
         except OSError:
             self.sock.close()
