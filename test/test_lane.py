@@ -15,8 +15,11 @@ import zmq.auth as zmq_auth
 from rrto_ros.client.lane import lane_address
 from rrto_ros.client.uplink import Uplink
 from rrto_ros.protocol import lane_wire
+from rrto_ros.protocol.messages import decode_reply
+from rrto_ros.protocol.messages import encode_request
 from rrto_ros.protocol.messages import PING
 from rrto_ros.protocol.messages import ProtocolError
+from rrto_ros.protocol.messages import Request
 from rrto_ros.protocol.ops import Op
 from rrto_ros.server.server import Server
 from rrto_ros.server.server import ServerConfig
@@ -207,3 +210,20 @@ def test_a_refused_lane_is_seen_at_once_and_the_session_keeps_zeromq():
         for h in hogs:
             h.close()
         srv.stop()
+
+
+def test_hello_on_a_lane_is_refused_and_the_session_stays(server):
+    up = open_session(server)
+    try:
+        up.lane.send(encode_request(Request(up.sid, 99, Op.HELLO, [1], [], False, {})))
+        deadline = time.monotonic() + 5
+        msgs = []
+        while not msgs and time.monotonic() < deadline:
+            msgs = up.lane.receive()
+            time.sleep(0.01)
+        reply = decode_reply(msgs[0])
+        assert reply.seq == 99 and reply.err and 'ZeroMQ' in reply.message
+        assert server.session_count() == 1
+        assert up.call(Op.MALLOC, [16]).err == 0
+    finally:
+        up.close()

@@ -309,7 +309,10 @@ class Server:
             alive = session is not None and not session.closed.is_set()
             return self._reply(ident, Reply(req.seq, 0, [int(alive)]))
         via_lane = ident.startswith(lanes.LANE_IDENT)
-        if req.op == Op.HELLO and not via_lane:
+        if req.op == Op.HELLO:
+            if via_lane:
+                return self._reject(ident, req.seq, 'HELLO on a replay lane (sessions open '
+                                    'over ZeroMQ)')
             return self._open(ident, req)
         session = self.sessions.get(req.sid)
         if session is None:
