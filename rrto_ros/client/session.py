@@ -71,8 +71,10 @@ class ClientSession:
         self.replay = ClientReplay(config.record_window,
                                    lambda: self.uplink.stats.blocking_round_trips)
         self._restart_requested = False
-        self._lane_ready = False
         self._lost_told = False
+        self._poller = zmq.Poller()   # the app's socket and both connections to the server
+        self._poller.register(conn.fileno(), zmq.POLLIN)
+        self._poller.register(self.uplink.sock, zmq.POLLIN)
 
     @property
     def mode(self) -> str:
@@ -80,21 +82,15 @@ class ClientSession:
 
     # ----------------------------------------------------------- main loop
     def run(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self.conn.fileno(), zmq.POLLIN)
-        poller.register(self.uplink.sock, zmq.POLLIN)
+        poller, app = self._poller, self.conn.fileno()
         try:
             while True:
                 events = dict(poller.poll(int(self.config.heartbeat_s * 1000)))
-                if self._lane_ready:   # the lane opened during the last call
-                    poller.register(self.uplink.lane.fileno(), zmq.POLLIN)
-                    self._lane_ready = False
-                if not self.lost and (self.uplink.sock in events or (
-                        self.uplink.lane is not None and self.uplink.lane.fileno() in events)):
+                if not self.lost and set(events) - {app}:   # something from the server
                     try:
                         self.uplink.drain()
                     except ServerLost as e:
-                        self._lose(e)
+                        self._lose(e)   # the server's side stays silent from now on
                         poller.unregister(self.uplink.sock)
                         if self.uplink.lane is not None:
                             poller.unregister(self.uplink.lane.fileno())
@@ -257,7 +253,7 @@ class ClientSession:
                         '(its lane_port setting), or set lane_endpoint.', self.label, host,
                         lane_port, e, port)
             return
-        self._lane_ready = True
+        self._poller.register(self.uplink.lane.fileno(), zmq.POLLIN)
 
     def _module_load(self, req: wire.AgentRequest) -> None:
         module_id, offset, total = req.args[:3]

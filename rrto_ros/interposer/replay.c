@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rrto.h"
 
@@ -138,6 +139,12 @@ void rrto_replay_install(void *blob, size_t len) {
   R.pos = R.flushed = start_pos;
 }
 
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
 static int matches(const struct entry *e, uint16_t op, const uint64_t *args, uint32_t nargs,
                    const void *data, size_t len) {
   if (e->op != op || e->nargs != nargs || memcmp(e->args, args, 8 * (size_t)nargs)) return 0;
@@ -213,7 +220,7 @@ int rrto_replay_handle(uint16_t op, const uint64_t *args, uint32_t nargs, const 
   }
   R.pos++;
   uint32_t pending = R.pos - R.flushed;
-  if (pending == 1) R.pending_since = rrto_now_ns();
+  if (pending == 1) R.pending_since = now_ns();
   switch (e->kind) {
     case KIND_LOCAL:
       rep->nres = e->nres;
@@ -221,7 +228,7 @@ int rrto_replay_handle(uint16_t op, const uint64_t *args, uint32_t nargs, const 
       rep->out_len = 0;
       *err = e->err;
       if (pending >= FRONTIER_MAX || (pending >= FRONTIER_BATCH &&
-                                      rrto_now_ns() - R.pending_since >= FRONTIER_WAIT_NS))
+                                      now_ns() - R.pending_since >= FRONTIER_WAIT_NS))
         flush(R.pos, 0, NULL);
       return 1;
     case KIND_INPUT:

@@ -28,7 +28,6 @@ int rrto_post(uint16_t op, const uint64_t *args, uint32_t nargs, const void *dat
  * generation belong to a dead session (e.g. before fork) and are resolved again. */
 unsigned rrto_generation(void);
 int rrto_device_count(void);  /* from the hello reply; connects if needed */
-int64_t rrto_now_ns(void);    /* CLOCK_MONOTONIC */
 
 /* Sends one request with the lock held (no replay matching); rep may be NULL. */
 int rrto_xfer_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,

@@ -12,7 +12,6 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "rrto.h"
@@ -189,12 +188,6 @@ static int ensure_connected(void) {
   g_device_count = rep.nres > 0 ? (int)rep.res[0] : 1;
   g_generation++;
   return 0;
-}
-
-int64_t rrto_now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
 int rrto_xfer_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
