@@ -35,17 +35,21 @@ def test_no_server_first_call_fails_with_one_line(interposer, examples_dir, tmp_
     assert 'no CUDA-capable device' in r.stdout + r.stderr   # the app's own error check
 
 
-@pytest.mark.parametrize('lane, says', [
-    (True, 'the server closed the replay lane'),      # seen at once: the lane is reset
-    (False, 'no answer from the rrto server'),         # ZeroMQ only: after server_timeout_s
+@pytest.mark.parametrize('mode, says', [
+    # Replaying on the interposer's lane: seen at once, the lane is closed or reset.
+    ('replay', 'the replay lane to the rrto server at'),
+    # Forwarding through the client node (ZeroMQ): after server_timeout_s.
+    ('pipelined', 'no answer from the rrto server'),
 ])
-def test_server_dies_mid_run_app_gets_errors_not_a_hang(interposer, examples_dir, lane, says):
-    with LocalStack('emu', 'pipelined', server_timeout_s=1.0, server_process=True,
-                    client_options={'replay_lane': lane}) as stack:
+def test_server_dies_mid_run_app_gets_errors_not_a_hang(interposer, examples_dir, mode, says):
+    with LocalStack('emu', mode, server_timeout_s=1.0, server_process=True) as stack:
         proc = subprocess.Popen([str(examples_dir / 'cnn_infer'), '100000'], env=stack.env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        first = proc.stdout.readline()             # inference 0 done: the run is under way
-        assert first.startswith('infer 0'), first
+        for k in range(8):                         # the run is under way (and replaying)
+            line = proc.stdout.readline()
+            assert line.startswith(f'infer {k}'), line
+        if mode == 'replay':
+            assert stack.client.snapshot()[0]['lane_requests'] > 0
         stack.kill_server()
         t0 = time.monotonic()
         out, err = proc.communicate(timeout=30)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import statistics
 import subprocess
+import time
 
 import pytest
 
+from rrto_ros.stack import free_tcp_port
 from rrto_ros.stack import LocalStack
 
 N = 200
@@ -65,15 +67,60 @@ def test_frontier_messages_per_inference(examples_dir, backend, reference, host_
     assert s['lane_requests'] == messages * replayed
 
 
-def test_replay_without_lane_is_the_same(examples_dir, backend, reference):
-    """replay_lane off: REPLAY_RUN travels on ZeroMQ; same results, same round trips."""
-    with LocalStack(backend, 'replay', client_options={'replay_lane': False}) as stack:
+@pytest.mark.parametrize('options, says', [
+    ({'replay_lane': False}, ''),
+    # A lane the interposer cannot reach (a firewall, a wrong lane_endpoint): said once.
+    ({'lane_endpoint': f'tcp://127.0.0.1:{free_tcp_port()}'}, 'no replay lane'),
+])
+def test_replay_without_lane_is_the_same(examples_dir, backend, reference, options, says):
+    """Without the lane, REPLAY_RUN goes through the client node and ZeroMQ; same results,
+    same round trips."""
+    with LocalStack(backend, 'replay', client_options=options) as stack:
         r = stack.run([str(examples_dir / 'cnn_infer'), str(N)], timeout=600)
         s = stack.last_session()
     assert r.returncode == 0, r.stderr
     assert r.stdout == reference
     assert s['lane_requests'] == 0
     assert max(s['round_trips_per_inference'][WINDOW + 3:]) == 1
+    assert r.stderr.count('[rrto]') == (1 if says else 0) and says in r.stderr
+
+
+def test_mode_change_and_restart_reach_an_app_replaying_on_the_lane(
+        examples_dir, backend, reference):
+    """While the app replays on its lane, the client node still decides: a mode change or
+    "record again" takes effect at the next inference (through the answer to the
+    interposer's note), and outputs stay identical throughout."""
+    with LocalStack(backend, 'replay') as stack:
+        stack.client.set_record_window(WINDOW)
+        # Host work between layers (1 ms each) keeps the app running for seconds.
+        env = stack.env({'CNN_INFER_HOST_US': '1000'})
+        proc = subprocess.Popen([str(examples_dir / 'cnn_infer'), str(N)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def until(cond, what):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                sessions = stack.client.snapshot()
+                if sessions and cond(sessions[0]):
+                    return sessions[0]
+                assert proc.poll() is None, f'the app ended before {what}'
+                time.sleep(0.005)
+            raise AssertionError(f'no {what} within 60 s')
+
+        until(lambda s: s['lane_requests'] > 5, 'replay on the lane')
+        stack.client.set_mode('pipelined')
+        time.sleep(0.05)                  # the interposer hears of it at its next note
+        settled = until(lambda s: True, 'a snapshot')['lane_requests']
+        time.sleep(0.1)                   # several inferences, none of them on the lane
+        assert until(lambda s: True, 'a snapshot')['lane_requests'] == settled
+        stack.client.set_mode('replay')
+        until(lambda s: s['lane_requests'] > settled + 5, 'replay again')
+        stack.client.restart_recording()
+        until(lambda s: s['phase'] == 'recording', 'recording again')
+        until(lambda s: s['phase'] == 'replaying', 'replaying again')
+        out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert out == reference
 
 
 def test_forced_divergence_midway_recovers(examples_dir, backend, reference):

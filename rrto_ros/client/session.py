@@ -6,28 +6,31 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from dataclasses import dataclass
+from dataclasses import field
 import hashlib
 import logging
 import socket
 import statistics
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import zmq
 
 from rrto_ros.client.config import ClientConfig
-from rrto_ros.client.lane import lane_address
+from rrto_ros.client.lane import lane_descriptor
 from rrto_ros.client.replayer import ClientReplay
 from rrto_ros.client.uplink import ServerLost
 from rrto_ros.client.uplink import Uplink
 from rrto_ros.protocol import agent_wire as wire
 from rrto_ros.protocol import ops
+from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.ops import Op
 from rrto_ros.server.replay import encode_template
 
 log = logging.getLogger(__name__)
 # Blocking calls after which the log may end with a whole inference: search then.
 SEARCH_AFTER = frozenset({Op.MEMCPY_DTOH, Op.STREAM_SYNC, Op.DEVICE_SYNC, Op.EVENT_SYNC})
+NOTE_BLOCKING, NOTE_LOST = 1, 2    # REPLAY_NOTE flags (interposer/rrto_wire.h)
 
 
 @dataclass
@@ -36,9 +39,9 @@ class SessionStats:
     pid: int = 0
     mode: str = ''
     agent_calls: int = 0             # calls the interposer sent to this node
-    forwarded_calls: int = 0         # requests sent on to the server
+    forwarded_calls: int = 0         # requests sent to the server (lane included)
     blocking_round_trips: int = 0    # of those, the ones waited for
-    lane_requests: int = 0           # of those, the ones sent on the replay lane
+    lane_requests: int = 0           # of those, the ones the interposer sent on the lane
     bytes_up: int = 0
     bytes_down: int = 0
     modules_uploaded: int = 0
@@ -55,6 +58,20 @@ class SessionStats:
     round_trips_per_inference: tuple = ()   # recent inferences, blocking round trips each
 
 
+@dataclass
+class LaneStats:
+    """The replay lane's traffic, as the interposer reports it (REPLAY_NOTE)."""
+    requests: int = 0
+    blocking: int = 0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    rtt_s: List[float] = field(default_factory=list)   # recent blocking round trips
+
+    def add_rtt(self, dt: float) -> None:
+        self.rtt_s.append(dt)
+        del self.rtt_s[:-10000]
+
+
 class ClientSession:
     def __init__(self, conn: socket.socket, ctx: zmq.Context, config: ClientConfig,
                  on_end: Callable[['ClientSession'], None],
@@ -68,11 +85,12 @@ class ClientSession:
         self._on_end = on_end
         self._modules: Dict[int, bytearray] = {}
         self._open = False
-        self.replay = ClientReplay(config.record_window,
-                                   lambda: self.uplink.stats.blocking_round_trips)
+        self.lane = LaneStats()
+        self.replay = ClientReplay(config.record_window, lambda: (
+            self.uplink.stats.blocking_round_trips + self.lane.blocking))
         self._restart_requested = False
         self._lost_told = False
-        self._poller = zmq.Poller()   # the app's socket and both connections to the server
+        self._poller = zmq.Poller()   # the app's socket and the connection to the server
         self._poller.register(conn.fileno(), zmq.POLLIN)
         self._poller.register(self.uplink.sock, zmq.POLLIN)
 
@@ -92,8 +110,6 @@ class ClientSession:
                     except ServerLost as e:
                         self._lose(e)   # the server's side stays silent from now on
                         poller.unregister(self.uplink.sock)
-                        if self.uplink.lane is not None:
-                            poller.unregister(self.uplink.lane.fileno())
                 if self.conn.fileno() in events:
                     self._serve(wire.read_request(self.conn))
                 elif self._open and not self.lost and \
@@ -122,13 +138,15 @@ class ClientSession:
         self._on_end(self)
 
     def _refresh_stats(self) -> None:
-        s = self.uplink.stats
-        self.stats.forwarded_calls = s.requests
-        self.stats.blocking_round_trips = s.blocking_round_trips
-        self.stats.lane_requests = s.lane_requests
-        self.stats.bytes_up, self.stats.bytes_down = s.bytes_up, s.bytes_down
-        if s.rtt_s:
-            self.stats.server_rtt_us_median = statistics.median(s.rtt_s) * 1e6
+        s, lane = self.uplink.stats, self.lane
+        self.stats.forwarded_calls = s.requests + lane.requests
+        self.stats.blocking_round_trips = s.blocking_round_trips + lane.blocking
+        self.stats.lane_requests = lane.requests
+        self.stats.bytes_up = s.bytes_up + lane.bytes_up
+        self.stats.bytes_down = s.bytes_down + lane.bytes_down
+        rtt = s.rtt_s + lane.rtt_s
+        if rtt:
+            self.stats.server_rtt_us_median = statistics.median(rtt) * 1e6
         self.stats.mode = self.mode
         r = self.replay
         self.stats.phase = r.phase(self.mode)
@@ -186,7 +204,9 @@ class ClientSession:
             elif op == Op.MODULE_LOAD:
                 self._module_load(req)
             elif op == Op.REPLAY_DIVERGE:
-                self.replay.diverged(*req.args[:2])
+                self._diverged(req)
+            elif op == Op.REPLAY_NOTE:
+                self._noted(req)
             else:
                 self._forward(op, req)
         except ServerLost as e:
@@ -236,24 +256,42 @@ class ClientSession:
         self._open = True
         log.info('session %s opened on %s (%s backend, mode %s)', self.label,
                  self.config.server_endpoint, reply.extra.get('backend', '?'), self.mode)
-        self._open_lane(reply.extra.get('lane_port'))
-        self._reply(0, [1])
+        self._reply(0, [1], self._lane_for_app(reply.extra.get('lane_port')))
 
-    def _open_lane(self, port: Optional[int]) -> None:
-        """Connect the replay lane the server announced; without one, replays use ZeroMQ."""
+    def _lane_for_app(self, port: Optional[int]) -> bytes:
+        """Where the app's interposer finds the replay lane the server announced (b'': no
+        lane; replays then go through this node)."""
         cfg = self.config
         if not cfg.replay_lane or not port or not cfg.server_endpoint.startswith('tcp://'):
-            return
-        host, lane_port = lane_address(cfg.server_endpoint, port, cfg.lane_endpoint)
+            return b''
         try:
-            self.uplink.open_lane((host, lane_port))
+            return lane_descriptor(cfg.server_endpoint, port, cfg.lane_endpoint,
+                                   cfg.server_timeout_s, self.uplink.sid)
         except OSError as e:
-            log.warning('session %s: no replay lane to %s:%d (%s); replays go over ZeroMQ, '
-                        'about 0.3 ms slower per inference. Open TCP port %d of the server '
-                        '(its lane_port setting), or set lane_endpoint.', self.label, host,
-                        lane_port, e, port)
-            return
-        self._poller.register(self.uplink.lane.fileno(), zmq.POLLIN)
+            log.warning('session %s: no replay lane (%s); replays go through this node, '
+                        'about 0.2 ms slower per inference. Check lane_endpoint.', self.label, e)
+            return b''
+
+    def _noted(self, req: wire.AgentRequest) -> None:
+        """The interposer ran a range on the replay lane (or lost the lane)."""
+        seq_id, start, end, flags, payload, up, down, rtt_ns = (req.args + (0,) * 8)[:8]
+        self.lane.bytes_up, self.lane.bytes_down = up, down
+        if flags & NOTE_LOST:
+            self._lost_told = True   # the interposer has told the app
+            raise ServerLost(req.data.decode(errors='replace'))
+        self.lane.requests += 1
+        self.lane.blocking += bool(flags & NOTE_BLOCKING)
+        if rtt_ns:
+            self.lane.add_rtt(rtt_ns * 1e-9)
+        self.replay.ran(seq_id, start, end, payload)
+        if req.wants_reply:   # answered while the server works: mode, a withdrawn table
+            self._reply(0, table=b'' if self.replay.withdraw_pending() else None)
+
+    def _diverged(self, req: wire.AgentRequest) -> None:
+        seq_id, pos, err = (req.args + (0, 0, 0))[:3]
+        self.replay.diverged(seq_id, pos)
+        if err and self.uplink.deferred is None:   # a quiet replayed range failed
+            self.uplink.deferred = Reply(0, err, message=req.data.decode(errors='replace'))
 
     def _module_load(self, req: wire.AgentRequest) -> None:
         module_id, offset, total = req.args[:3]

@@ -4,24 +4,17 @@
 Replies come back in request order. Requests sent ``quiet`` (not waited on) are answered
 only when they fail; such an error is kept and returned by the next call that waits, as
 CUDA reports errors of asynchronous work at the next synchronising call.
-
-With a replay lane open (``lane.py``), REPLAY_RUN requests travel on it instead of ZeroMQ.
-Order across the two connections is kept by one rule: while a connection carries a quiet
-request not yet followed by an answered one, every request takes that connection.
 """
 
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass
 from dataclasses import field
 import time
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import zmq
 
-from rrto_ros.client.lane import ClientLane
-from rrto_ros.client.lane import LaneBroken
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.messages import decode_reply
 from rrto_ros.protocol.messages import encode_request
@@ -30,10 +23,6 @@ from rrto_ros.protocol.messages import ProtocolError
 from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.messages import Request
 from rrto_ros.protocol.messages import total_size
-from rrto_ros.protocol.ops import Op
-
-ZMQ, LANE = 'zmq', 'lane'
-LANE_OPS = frozenset({Op.REPLAY_RUN})   # what the replay lane carries
 
 
 class ServerLost(Exception):
@@ -44,7 +33,6 @@ class ServerLost(Exception):
 class LinkStats:
     requests: int = 0                 # requests sent (CUDA ops, not liveness probes)
     blocking_round_trips: int = 0     # requests the client waited for
-    lane_requests: int = 0            # requests sent on the replay lane
     bytes_up: int = 0
     bytes_down: int = 0
     rtt_s: List[float] = field(default_factory=list)   # recent blocking round trips
@@ -80,37 +68,15 @@ class Uplink:
         self.last_heard = time.monotonic()
         self.last_sent = time.monotonic()
         self._pings: set = set()
-        self.lane: Optional[ClientLane] = None
-        self._unsettled: Optional[str] = None   # connection with an unanswered quiet request
-        self._inbox: Deque[Reply] = collections.deque()   # lane replies not yet taken
-        self._poller = zmq.Poller()
-        self._poller.register(self.sock, zmq.POLLIN)
-
-    def open_lane(self, address: Tuple[str, int]) -> None:
-        """Connect this session's replay lane (after HELLO: it needs the session id)."""
-        self.lane = ClientLane(address, self.sid, self.server_timeout_s)
-        self._poller.register(self.lane.fileno(), zmq.POLLIN)
 
     def close(self) -> None:
         self.sock.close(0)
-        if self.lane is not None:
-            self.lane.close()
 
     def send(self, op: Any, args: Sequence[int], frames: Sequence[Any] = (), quiet: bool = False,
              **extra: Any) -> int:
         self.seq += 1
         parts = encode_request(Request(self.sid, self.seq, op, list(args), list(frames), quiet,
                                        extra))
-        channel = LANE if self.lane is not None and op in LANE_OPS else ZMQ
-        if op != PING and self._unsettled is not None:
-            channel = self._unsettled
-        if channel == LANE:
-            try:
-                size = self.lane.send(parts)
-            except LaneBroken as e:
-                raise ServerLost(f'{e} (server {self.endpoint})') from None
-            self._sent(op, quiet, LANE, size)
-            return self.seq
         copy = len(frames) == 0 or total_size(frames) < 65536
         try:   # never block here: a DEALER with no live connection would wait forever
             self.sock.send_multipart(parts, zmq.NOBLOCK, copy=copy)
@@ -123,18 +89,12 @@ class Uplink:
                                  'address, server down, or CURVE keys that do not match)'
                                  ) from None
             self.sock.send_multipart(parts, zmq.NOBLOCK, copy=copy)
-        self._sent(op, quiet, ZMQ, total_size(parts[1:], parts[0]))
+        self.stats.requests += op != PING
+        self.stats.bytes_up += total_size(parts[1:], parts[0])
+        self.last_sent = time.monotonic()
         if op == PING:
             self._pings.add(self.seq)
         return self.seq
-
-    def _sent(self, op: Any, quiet: bool, channel: str, size: int) -> None:
-        self.stats.requests += op != PING
-        self.stats.lane_requests += channel == LANE
-        self.stats.bytes_up += size
-        self.last_sent = time.monotonic()
-        if quiet:
-            self._unsettled = channel
 
     def call(self, op: Any, args: Sequence[int], frames: Sequence[Any] = (),
              timeout_s: Optional[float] = None, **extra: Any) -> Reply:
@@ -142,7 +102,6 @@ class Uplink:
         t0 = time.perf_counter()
         seq = self.send(op, args, frames, **extra)
         reply = self.wait(seq, timeout_s)
-        self._unsettled = None   # answered: everything sent before it has been executed
         self.stats.blocking_round_trips += 1
         self.stats.add_rtt(time.perf_counter() - t0)
         return reply
@@ -159,15 +118,13 @@ class Uplink:
         heard = start
         probe_at = start + self.heartbeat_s
         while True:
-            while self._inbox:
-                reply = self._inbox.popleft()
+            wake = min(probe_at, heard + limit)
+            if self.sock.poll(max(1, int((wake - time.monotonic()) * 1000))):
+                reply = self._recv()
+                heard = time.monotonic()
                 if reply.seq == seq:
                     return reply
                 self._absorb(reply)
-            wake = min(probe_at, heard + limit)
-            if self._poller.poll(max(1, int((wake - time.monotonic()) * 1000))):
-                self._receive()
-                heard = time.monotonic()
                 continue
             now = time.monotonic()
             if now - heard > limit:
@@ -179,21 +136,8 @@ class Uplink:
 
     def drain(self) -> None:
         """Take in replies that arrived without being waited for (non-blocking)."""
-        self._receive()
-        while self._inbox:
-            self._absorb(self._inbox.popleft())
-
-    def _receive(self) -> None:
-        """Move every reply that has arrived, on either connection, to the inbox."""
         while self.sock.poll(0):
-            self._inbox.append(self._recv())
-        if self.lane is not None:
-            try:
-                msgs = self.lane.receive()
-            except LaneBroken as e:
-                raise ServerLost(f'{e} (server {self.endpoint})') from None
-            for parts in msgs:
-                self._inbox.append(self._decode(parts))
+            self._absorb(self._recv())
 
     def ping(self) -> None:
         self.send(PING, [])
@@ -203,9 +147,7 @@ class Uplink:
         return d
 
     def _recv(self) -> Reply:
-        return self._decode(self.sock.recv_multipart(copy=False))
-
-    def _decode(self, parts: Sequence[Any]) -> Reply:
+        parts = self.sock.recv_multipart(copy=False)
         self.stats.bytes_down += total_size(parts)
         self.last_heard = time.monotonic()
         try:

@@ -20,7 +20,7 @@ from typing import List, Optional
 HERE = pathlib.Path(__file__).resolve().parent
 LIB_NAME = 'librrto_cuda.so'
 SOURCES = ['transport.c', 'registry.c', 'memtrack.c', 'errors.c', 'trace.c', 'runtime_api.c',
-           'replay.c']
+           'replay.c', 'lane.c']
 
 
 def cuda_include_dirs() -> List[pathlib.Path]:

@@ -10,7 +10,9 @@
  *   BLOCK  entries (results the app needs: copies to the host, queries, allocations) send
  *          the frontier and wait for the server's real answer.
  * The frontier (REPLAY_RUN seq, from, to) asks the server to run table entries [from, to),
- * all of which the app has really called: nothing runs that the app did not ask for. It is
+ * all of which the app has really called: nothing runs that the app did not ask for. It
+ * travels on the replay lane (lane.c) when the server offers one, else through the client
+ * node. It is
  * sent at every BLOCK entry and, so that the server starts on long inferences early, once
  * FRONTIER_BATCH entries are pending and the oldest has waited FRONTIER_WAIT_NS (or
  * FRONTIER_MAX are pending): an app that issues its calls in a quick burst pays one
@@ -159,6 +161,7 @@ static int flush(uint32_t to, int wait, struct rrto_reply *rep) {
   R.flushed = to;
   size_t len = R.pending_len;
   R.pending_len = 0;
+  if (rrto_lane_ready()) return rrto_lane_run(args, R.pending, len, wait, rep);
   return rrto_xfer_locked(RRTO_OP_REPLAY_RUN, wait ? 0 : RRTO_F_NOREPLY, args, 3, R.pending,
                           len, rep);
 }
@@ -182,21 +185,29 @@ static int keep_input(const void *data, size_t len) {
   return 0;
 }
 
+/* Hands the session back to the client node: the validated prefix runs, the lane settles
+ * (so nothing sent through the client node can overtake it), and an error of a quiet range
+ * not yet reported travels with REPLAY_DIVERGE, for the app's next blocking call. */
 static void diverge(void) {
+  uint64_t args[3] = {~0ull, 0, 0};
   if (R.cur >= 0) {
+    args[0] = R.seqs[R.cur].id;
+    args[1] = R.pos;
     if (R.flushed < R.pos) flush(R.pos, 0, NULL);
-    uint64_t args[2] = {R.seqs[R.cur].id, R.pos};
-    rrto_xfer_locked(RRTO_OP_REPLAY_DIVERGE, RRTO_F_NOREPLY, args, 2, NULL, 0, NULL);
-  } else {
-    uint64_t args[2] = {~0ull, 0};
-    rrto_xfer_locked(RRTO_OP_REPLAY_DIVERGE, RRTO_F_NOREPLY, args, 2, NULL, 0, NULL);
   }
+  char msg[512];
+  args[2] = (uint32_t)rrto_lane_settle(msg, sizeof msg);
+  rrto_xfer_locked(RRTO_OP_REPLAY_DIVERGE, RRTO_F_NOREPLY, args, 3, msg, strlen(msg), NULL);
   rrto_replay_drop();
 }
 
 int rrto_replay_handle(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data,
                        size_t len, struct rrto_reply *rep, int *err) {
   if (!R.blob) return 0;
+  if (rrto_lane_lost()) {   /* the session is lost: the client node answers from now on */
+    rrto_replay_drop();
+    return 0;
+  }
   if (R.cur >= 0 && R.pos == R.seqs[R.cur].n) {   /* the inference ended: wrap around */
     if (R.flushed < R.pos) flush(R.pos, 0, NULL);
     R.cur = -1;

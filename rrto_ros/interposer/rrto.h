@@ -3,6 +3,7 @@
 #define RRTO_H
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <cuda_runtime_api.h>
 #include "rrto_wire.h"
 
@@ -32,6 +33,27 @@ int rrto_device_count(void);  /* from the hello reply; connects if needed */
 /* Sends one request with the lock held (no replay matching); rep may be NULL. */
 int rrto_xfer_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
                      const void *data, size_t len, struct rrto_reply *rep);
+/* The two halves of rrto_xfer_locked, for a reply read later (lock held throughout). */
+int rrto_send_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
+                     const void *data, size_t len);
+int rrto_recv_locked(struct rrto_reply *rep);
+/* Whole reads and writes on a blocking socket (EINTR retried); -1 on failure or EOF. */
+int rrto_read_all(int fd, void *buf, size_t len);
+int rrto_discard(int fd, size_t len);
+int rrto_write_all(int fd, struct iovec *iov, int niov);
+
+/* --- lane.c: the replay lane, this process's own connection to the server (lock held) --- */
+void rrto_lane_describe(const char *desc, size_t len);   /* from the client node's hello */
+void rrto_lane_reset(void);     /* forget the lane (fork, lost client node) */
+int rrto_lane_ready(void);      /* connects on first use; 0: replay through the client node */
+int rrto_lane_lost(void);       /* the lane broke: the session is lost */
+/* Runs table entries args = {sequence id, from, to} on the server, with the input payload;
+ * waits for the answer into rep if wait. Returns cudaError_t. */
+int rrto_lane_run(const uint64_t *args, const void *data, size_t len, int wait,
+                  struct rrto_reply *rep);
+/* Waits until the server has run every range sent so far. Returns the first error of a
+ * quiet range not yet reported (its message into msg), else 0. */
+int rrto_lane_settle(char *msg, size_t cap);
 
 /* --- replay.c: matching calls against the recorded inference sequence (lock held) --- */
 int rrto_replay_active(void);

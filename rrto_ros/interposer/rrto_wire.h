@@ -42,4 +42,43 @@ struct rrto_rep_hdr {
   uint32_t flags;
 };
 
+/* The replay lane: the interposer's own TCP connection to the server, for REPLAY_RUN only.
+ * rrto_ros/protocol/lane_wire.py is the server's side and says why it exists.
+ * hello: RRTO_LANE_HELLO + 16-byte session id; the server answers RRTO_LANE_ACK.
+ * request: rrto_lane_req, len bytes of payload.
+ * reply: rrto_lane_rep, nres x uint64 results, len bytes of data, msg_len bytes of message.
+ * A request with RRTO_LANE_QUIET is answered only if it fails. */
+#define RRTO_LANE_HELLO "rrto-lane-2\n"
+#define RRTO_LANE_ACK 0x06
+#define RRTO_LANE_REQ_MAGIC 0x51524c52u   /* "RLRQ" */
+#define RRTO_LANE_REP_MAGIC 0x50524c52u   /* "RLRP" */
+#define RRTO_LANE_QUIET 1u
+
+struct rrto_lane_req {
+  uint32_t magic;
+  uint32_t flags;
+  uint64_t seq;
+  uint32_t seq_id;
+  uint32_t from;
+  uint32_t to;
+  uint32_t len;
+};
+
+struct rrto_lane_rep {
+  uint32_t magic;
+  int32_t err;
+  uint64_t seq;
+  uint32_t nres;
+  uint32_t len;
+  uint32_t msg_len;
+  uint32_t pad;
+};
+
+/* REPLAY_NOTE: the interposer ran a range on the lane; the client node keeps count.
+ * args: sequence id, from, to, RRTO_NOTE_* flags, payload bytes, lane bytes up and down
+ * so far, the last blocking round trip's time in ns. A blocking range's note is answered
+ * (with the mode and, when withdrawn, an empty table); a lost lane's data is the reason. */
+#define RRTO_NOTE_BLOCKING 1u
+#define RRTO_NOTE_LOST 2u
+
 #endif

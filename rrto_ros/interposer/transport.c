@@ -32,6 +32,7 @@ static void child_after_fork(void) {
   g_dead = 0;
   g_mode = RRTO_MODE_RPC;
   rrto_replay_drop();
+  rrto_lane_reset();
   pthread_mutex_init(&g_lock, NULL);
   rrto_mem_reset();
 }
@@ -45,7 +46,7 @@ static const char *socket_path(void) {
 
 /* Sends the buffers as one stream with as few system calls as the socket allows (one, for
  * a request that fits its buffer): the reader wakes once, with the whole request there. */
-static int write_all(int fd, struct iovec *iov, int niov) {
+int rrto_write_all(int fd, struct iovec *iov, int niov) {
   while (niov) {
     struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
     ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
@@ -64,7 +65,7 @@ static int write_all(int fd, struct iovec *iov, int niov) {
   return 0;
 }
 
-static int read_all(int fd, void *buf, size_t len) {
+int rrto_read_all(int fd, void *buf, size_t len) {
   char *p = buf;
   while (len) {
     ssize_t n = recv(fd, p, len, 0);
@@ -76,11 +77,11 @@ static int read_all(int fd, void *buf, size_t len) {
   return 0;
 }
 
-static int discard(int fd, size_t len) {
+int rrto_discard(int fd, size_t len) {
   char tmp[4096];
   while (len) {
     size_t n = len < sizeof tmp ? len : sizeof tmp;
-    if (read_all(fd, tmp, n)) return -1;
+    if (rrto_read_all(fd, tmp, n)) return -1;
     len -= n;
   }
   return 0;
@@ -92,37 +93,37 @@ static int send_req(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t 
   struct iovec iov[3] = {{&h, sizeof h},
                          {(void *)args, nargs * sizeof(uint64_t)},
                          {(void *)data, len}};
-  return write_all(g_fd, iov, 3);
+  return rrto_write_all(g_fd, iov, 3);
 }
 
 /* Reads a reply into rep; a message reply is logged. Returns -1 on a broken connection. */
 static int recv_rep(struct rrto_reply *rep) {
   struct rrto_rep_hdr h;
-  if (read_all(g_fd, &h, sizeof h) || h.magic != RRTO_MAGIC || h.nres > RRTO_MAX_ARGS)
+  if (rrto_read_all(g_fd, &h, sizeof h) || h.magic != RRTO_MAGIC || h.nres > RRTO_MAX_ARGS)
     return -1;
   rep->err = h.err;
   rep->nres = h.nres;
-  if (h.nres && read_all(g_fd, rep->res, h.nres * sizeof(uint64_t))) return -1;
+  if (h.nres && rrto_read_all(g_fd, rep->res, h.nres * sizeof(uint64_t))) return -1;
   g_mode = h.mode;
   rep->out_len = h.len;
   if (h.flags & RRTO_R_MESSAGE) {
     char msg[1024];
     size_t n = h.len < sizeof msg - 1 ? h.len : sizeof msg - 1;
-    if (read_all(g_fd, msg, n) || discard(g_fd, h.len - n)) return -1;
+    if (rrto_read_all(g_fd, msg, n) || rrto_discard(g_fd, h.len - n)) return -1;
     msg[n] = 0;
     rrto_log("%s", msg);
     rep->out_len = 0;
     return 0;
   }
   size_t keep = h.len < rep->out_cap ? h.len : rep->out_cap;
-  if (keep && read_all(g_fd, rep->out, keep)) return -1;
-  if (discard(g_fd, h.len - keep)) return -1;
+  if (keep && rrto_read_all(g_fd, rep->out, keep)) return -1;
+  if (rrto_discard(g_fd, h.len - keep)) return -1;
   if (h.flags & RRTO_R_TABLE) {   /* a replay table follows: install it */
     uint32_t n;
-    if (read_all(g_fd, &n, sizeof n)) return -1;
+    if (rrto_read_all(g_fd, &n, sizeof n)) return -1;
     void *blob = NULL;
     if (n > (256u << 20) || posix_memalign(&blob, 8, n ? n : 8)) return -1;
-    if (read_all(g_fd, blob, n)) {
+    if (rrto_read_all(g_fd, blob, n)) {
       free(blob);
       return -1;
     }
@@ -138,6 +139,7 @@ static void mark_dead(int err, const char *why) {
   g_dead = 1;
   g_dead_err = err;
   rrto_replay_drop();
+  rrto_lane_reset();
   rrto_log("%s; CUDA calls now fail with error %d. Check the rrto client node's log.", why,
            err);
 }
@@ -173,7 +175,8 @@ static int ensure_connected(void) {
   if (n < 0) n = 0;
   exe[n] = 0;
   uint64_t args[2] = {(uint64_t)getpid(), RRTO_PROTO_VERSION};
-  struct rrto_reply rep = {0};
+  char lane[256];   /* the hello reply's data: where the replay lane is, if any */
+  struct rrto_reply rep = {.out = lane, .out_cap = sizeof lane};
   if (send_req(RRTO_OP_HELLO, 0, args, 2, exe, (size_t)n) || recv_rep(&rep)) {
     mark_dead(cudaErrorNoDevice, "the rrto client node closed the connection during hello");
     return g_dead_err;
@@ -186,25 +189,37 @@ static int ensure_connected(void) {
     return rep.err;
   }
   g_device_count = rep.nres > 0 ? (int)rep.res[0] : 1;
+  rrto_lane_describe(lane, rep.out_len < sizeof lane ? rep.out_len : 0);
   g_generation++;
   return 0;
 }
 
-int rrto_xfer_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
-                     const void *data, size_t len, struct rrto_reply *rep) {
-  struct rrto_reply scratch = {0};
+int rrto_send_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
+                     const void *data, size_t len) {
   int err = ensure_connected();
   if (err) return err;
   if (send_req(op, flags, args, nargs, data, len)) {
     mark_dead(cudaErrorDevicesUnavailable, "lost the connection to the rrto client node");
     return g_dead_err;
   }
-  if (flags & RRTO_F_NOREPLY) return 0;
-  if (recv_rep(rep ? rep : &scratch)) {
+  return 0;
+}
+
+int rrto_recv_locked(struct rrto_reply *rep) {
+  if (g_fd < 0) return g_dead ? g_dead_err : cudaErrorDevicesUnavailable;
+  if (recv_rep(rep)) {
     mark_dead(cudaErrorDevicesUnavailable, "lost the connection to the rrto client node");
     return g_dead_err;
   }
-  return (rep ? rep : &scratch)->err;
+  return rep->err;
+}
+
+int rrto_xfer_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
+                     const void *data, size_t len, struct rrto_reply *rep) {
+  struct rrto_reply scratch = {0};
+  int err = rrto_send_locked(op, flags, args, nargs, data, len);
+  if (err || (flags & RRTO_F_NOREPLY)) return err;
+  return rrto_recv_locked(rep ? rep : &scratch);
 }
 
 /* A forwarded call: matched against the replay table when one is installed, else sent. */

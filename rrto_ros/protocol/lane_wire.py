@@ -1,115 +1,180 @@
 # Copyright 2026 rrto_ros authors. Apache-2.0.
-"""Framing of the replay lane: a plain TCP connection per session that carries the replay
-hot path (REPLAY_RUN and its reply) next to the session's ZeroMQ connection.
+"""Framing of the replay lane: a plain TCP connection from an app's interposer straight to
+the server, which carries the replay hot path (REPLAY_RUN and its reply) and nothing else.
+Mirrors ``struct rrto_lane_req`` / ``struct rrto_lane_rep`` in ``interposer/rrto_wire.h``.
 
-Why a second connection: ZeroMQ hands every message to and from its own I/O thread on both
-ends; on the edge link that costs about 0.25 ms per round trip over plain TCP
-(``bench/replay_stages.py``, echo references), a quarter of everything rrto adds to an
-inference. The lane carries the same messages as ZeroMQ (a msgpack header part plus bulk
-parts, ``rrto_ros.protocol.messages``), framed as
+Why the interposer talks to the server itself: on the hot path the client node only relayed
+bytes, and that relay (two thread wake-ups and Python on both ways) cost ~0.15-0.2 ms of a
+~0.6 ms overhead per inference (``bench/replay_stages.py``); ZeroMQ's I/O threads cost
+another ~0.25 ms. The client node still owns the session: it opens it over ZeroMQ, tells
+the interposer where the lane is (in the hello reply, see ``describe``), and hears of every
+replayed range (REPLAY_NOTE) for its statistics, mode changes and table withdrawals.
 
-    magic u32, number of parts u32, then per part its length u64, then the parts' bytes
+    hello    LANE_HELLO + the 16-byte session id; the server answers the byte LANE_ACK
+             (or closes the connection: unknown session, or one that has a lane already)
+    request  REQ header (magic, flags, seq, sequence id, from, to, payload length), then
+             the payload (the input copies' bytes of the range, back to back)
+    reply    REP header (magic, err, seq, number of results, data length, message length),
+             then the results (uint64 each), the data, the message (UTF-8)
 
-and opens with a hello: ``LANE_HELLO`` + the session id the server gave over ZeroMQ, which
-the server accepts with the byte ``LANE_ACK`` (or refuses by closing the connection).
+A request with ``F_QUIET`` is answered only when it fails (like CUDA's asynchronous errors,
+the interposer reports such an error at its next blocking call). An empty range (from ==
+to == the server's position) runs nothing and is answered in order: the interposer's
+barrier before it hands the session back to the client node.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import socket
 import struct
-from typing import Any, Callable, Deque, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
-from rrto_ros.protocol.messages import frame_bytes
 from rrto_ros.protocol.messages import ProtocolError
 
-LANE_MAGIC = 0x4C4F5452          # 'RTOL'
-LANE_HELLO = b'rrto-lane-1\n'    # then the 16-byte session id
+LANE_HELLO = b'rrto-lane-2\n'    # then the 16-byte session id
 LANE_ACK = b'\x06'
 SID_BYTES = 16
-MAX_PARTS = 64
-HEAD = struct.Struct('<II')
+REQ_MAGIC = 0x51524C52           # 'RLRQ'
+REP_MAGIC = 0x50524C52           # 'RLRP'
+F_QUIET = 1
+REQ = struct.Struct('<IIQIIII')  # magic, flags, seq, sequence id, from, to, payload length
+REP = struct.Struct('<IiQIII4x')  # magic, err, seq, nres, data length, message length
+MAX_RESULTS = 16
 
 
-def encode(parts: Sequence[Any]) -> List[Any]:
-    """The buffers to send, in order (header first), for ``socket.sendmsg``."""
-    if not 0 < len(parts) <= MAX_PARTS:
-        raise ValueError(f'a lane message has 1 to {MAX_PARTS} parts, not {len(parts)}')
-    views = [frame_bytes(p) for p in parts]
-    head = HEAD.pack(LANE_MAGIC, len(views)) + struct.pack(f'<{len(views)}Q',
-                                                           *(v.nbytes for v in views))
-    return [head] + views
+@dataclass
+class LaneRequest:
+    seq: int
+    seq_id: int
+    start: int
+    end: int
+    quiet: bool
+    payload: memoryview
 
 
-def receive(sock: socket.socket, feed: Callable[[bytes], List[List[memoryview]]]
-            ) -> List[List[memoryview]]:
-    """Read what a non-blocking socket has and ``feed`` it; returns the messages completed.
+@dataclass
+class LaneReply:
+    seq: int
+    err: int
+    res: List[int]
+    data: bytes
+    message: str
+
+
+def encode_request(seq: int, seq_id: int, start: int, end: int, payload: bytes = b'',
+                   quiet: bool = False) -> bytes:
+    """What an interposer sends (used by tests and tools)."""
+    return REQ.pack(REQ_MAGIC, F_QUIET if quiet else 0, seq, seq_id, start, end,
+                    len(payload)) + bytes(payload)
+
+
+def encode_reply(seq: int, err: int, res: Sequence[int] = (), data: bytes = b'',
+                 message: str = '') -> List[bytes]:
+    """The buffers of one reply, for ``socket.sendmsg``."""
+    msg = message.encode()
+    head = REP.pack(REP_MAGIC, err, seq, len(res), len(data), len(msg)) + \
+        struct.pack(f'<{len(res)}Q', *[r & 0xFFFFFFFFFFFFFFFF for r in res])
+    return [b for b in (head, data, msg) if len(b)]
+
+
+def describe(host: str, port: int, timeout_s: float, sid: bytes) -> bytes:
+    """The lane descriptor the client node gives the interposer in its hello reply:
+    ``lane HOST PORT TIMEOUT_MS SID_HEX`` (HOST numeric)."""
+    return f'lane {host} {port} {max(1, int(timeout_s * 1000))} {sid.hex()}'.encode()
+
+
+def receive(sock: socket.socket, feed: Callable[[bytes], list]) -> list:
+    """Read what a non-blocking socket has and ``feed`` it; returns what ``feed`` completed.
     Raises ConnectionError when the peer closed the connection or it failed, and what
     ``feed`` raises (ProtocolError) on a malformed stream."""
-    msgs: List[List[memoryview]] = []
+    out: list = []
     while True:
         try:
             data = sock.recv(1 << 20)
         except (BlockingIOError, InterruptedError):
-            return msgs
+            return out
         except OSError as e:
             raise ConnectionError(str(e)) from None
         if not data:
             raise ConnectionError('closed by the peer')
-        msgs += feed(data)
+        out += feed(data)
 
 
-def sent(bufs: Deque[memoryview], n: int) -> None:
-    """Drop the first ``n`` bytes (a partial send's worth) from a queue of buffers."""
-    while n and bufs:
-        if n >= bufs[0].nbytes:
-            n -= bufs.popleft().nbytes
-        else:
-            bufs[0] = bufs[0][n:]
-            n = 0
+class _Reader:
+    """Reassembles frames (a fixed header, then a body whose size the header gives) from
+    the bytes of a stream, whatever the chunking."""
 
-
-class LaneReader:
-    """Reassembles messages from the bytes of a stream, whatever the chunking."""
+    head: struct.Struct
+    magic: int
 
     def __init__(self, max_message_bytes: int) -> None:
         self.max_message_bytes = max_message_bytes
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> List[List[memoryview]]:
-        """Add received bytes; returns the messages now complete (lists of parts)."""
+    def feed(self, data: bytes) -> list:
         self._buf += data
-        out: List[List[memoryview]] = []
+        out = []
         while True:
             msg = self._take()
             if msg is None:
                 return out
             out.append(msg)
 
-    def _take(self) -> List[memoryview] | None:
+    def _take(self):
         buf = self._buf
-        if len(buf) < HEAD.size:
+        if len(buf) < self.head.size:
             return None
-        magic, n = HEAD.unpack_from(buf)
-        if magic != LANE_MAGIC:
-            raise ProtocolError(f'lane frame with bad magic 0x{magic:08x}')
-        if not 0 < n <= MAX_PARTS:
-            raise ProtocolError(f'lane frame with {n} parts (1 to {MAX_PARTS} allowed)')
-        lens_end = HEAD.size + 8 * n
-        if len(buf) < lens_end:
-            return None
-        lens = struct.unpack_from(f'<{n}Q', buf, HEAD.size)
-        total = sum(lens)
-        if total > self.max_message_bytes:
-            raise ProtocolError(f'lane message of {total} bytes exceeds the limit of '
+        fields = self.head.unpack_from(buf)
+        if fields[0] != self.magic:
+            raise ProtocolError(f'lane frame with bad magic 0x{fields[0]:08x}')
+        size = self._body_size(fields)
+        if size > self.max_message_bytes:
+            raise ProtocolError(f'lane message of {size} bytes exceeds the limit of '
                                 f'{self.max_message_bytes}')
-        if len(buf) < lens_end + total:
+        end = self.head.size + size
+        if len(buf) < end:
             return None
-        body = bytes(buf[lens_end:lens_end + total])
-        del buf[:lens_end + total]
-        view = memoryview(body)
-        parts, at = [], 0
-        for k in lens:
-            parts.append(view[at:at + k])
-            at += k
-        return parts
+        body = memoryview(bytes(buf[self.head.size:end]))
+        del buf[:end]
+        return self._make(fields, body)
+
+
+class RequestReader(_Reader):
+    """The server's side: frames to ``LaneRequest``."""
+    head, magic = REQ, REQ_MAGIC
+
+    @staticmethod
+    def _body_size(fields) -> int:
+        return fields[6]
+
+    @staticmethod
+    def _make(fields, body: memoryview) -> LaneRequest:
+        _, flags, seq, seq_id, start, end, _ = fields
+        return LaneRequest(seq, seq_id, start, end, bool(flags & F_QUIET), body)
+
+
+class ReplyReader(_Reader):
+    """An interposer's side (tests and tools): frames to ``LaneReply``."""
+    head, magic = REP, REP_MAGIC
+
+    @staticmethod
+    def _body_size(fields) -> int:
+        _, _, _, nres, length, msg_len = fields
+        if nres > MAX_RESULTS:
+            raise ProtocolError(f'lane reply with {nres} results (at most {MAX_RESULTS})')
+        return 8 * nres + length + msg_len
+
+    @staticmethod
+    def _make(fields, body: memoryview) -> LaneReply:
+        _, err, seq, nres, length, _ = fields
+        res = list(struct.unpack_from(f'<{nres}Q', body))
+        data = bytes(body[8 * nres:8 * nres + length])
+        return LaneReply(seq, err, res, data, bytes(body[8 * nres + length:]).decode(
+            errors='replace'))
+
+
+def reply_of(parts: Sequence[bytes]) -> Optional[LaneReply]:
+    """Decode the buffers of ``encode_reply`` (tests)."""
+    got = ReplyReader(1 << 31).feed(b''.join(bytes(p) for p in parts))
+    return got[0] if got else None

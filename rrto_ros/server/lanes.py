@@ -1,6 +1,7 @@
 # Copyright 2026 rrto_ros authors. Apache-2.0.
 """The server's end of the replay lanes (see ``rrto_ros.protocol.lane_wire``): a listening
-socket and one non-blocking connection per session, all served by the server's I/O thread.
+socket and one non-blocking connection per session (from the app's interposer), all served
+by the server's I/O thread.
 A reply that does not fit the socket buffer waits in the lane's queue (the I/O thread
 never blocks on a slow client)."""
 
@@ -10,7 +11,7 @@ import collections
 import logging
 import socket
 import time
-from typing import Any, Deque, List, Optional, Sequence, Tuple
+from typing import Deque, List, Optional, Sequence, Tuple
 
 from rrto_ros.protocol import lane_wire
 from rrto_ros.protocol.messages import ProtocolError
@@ -53,7 +54,7 @@ class ServerLane:
         self.sid: Optional[bytes] = None
         self.opened_at = time.monotonic()
         self._hello = bytearray()
-        self._reader = lane_wire.LaneReader(max_message_bytes)
+        self._reader = lane_wire.RequestReader(max_message_bytes)
         self._out: Deque[memoryview] = collections.deque()
 
     @property
@@ -67,8 +68,8 @@ class ServerLane:
     def wants_write(self) -> bool:
         return bool(self._out)
 
-    def read(self) -> List[List[memoryview]]:
-        """Take in what arrived; returns complete messages (after the hello)."""
+    def read(self) -> List[lane_wire.LaneRequest]:
+        """Take in what arrived; returns complete requests (after the hello)."""
         try:
             return lane_wire.receive(self.sock, self._feed)
         except ConnectionError as e:
@@ -76,7 +77,7 @@ class ServerLane:
         except ProtocolError as e:
             raise LaneClosed(f'protocol error: {e}') from None
 
-    def _feed(self, data: bytes) -> List[List[memoryview]]:
+    def _feed(self, data: bytes) -> List[lane_wire.LaneRequest]:
         return self._reader.feed(self._take_hello(data) if self.sid is None else data)
 
     def _take_hello(self, data: bytes) -> bytes:
@@ -94,8 +95,9 @@ class ServerLane:
         self._out.append(memoryview(lane_wire.LANE_ACK))
         self.flush()
 
-    def send(self, parts: Sequence[Any]) -> None:
-        self._out.extend(memoryview(b).cast('B') for b in lane_wire.encode(parts))
+    def send(self, parts: Sequence[bytes]) -> None:
+        """Send an encoded reply (``lane_wire.encode_reply``)."""
+        self._out.extend(memoryview(b).cast('B') for b in parts)
         self.flush()
 
     def flush(self) -> None:
@@ -107,13 +109,23 @@ class ServerLane:
                 return
             except OSError as e:
                 raise LaneClosed(str(e)) from None
-            lane_wire.sent(self._out, n)
+            _sent(self._out, n)
 
     def close(self) -> None:
         try:
             self.sock.close()
         except OSError:
             pass
+
+
+def _sent(bufs: Deque[memoryview], n: int) -> None:
+    """Drop the first ``n`` bytes (a partial send's worth) from a queue of buffers."""
+    while bufs and (n or not bufs[0].nbytes):
+        if n >= bufs[0].nbytes:
+            n -= bufs.popleft().nbytes
+        else:
+            bufs[0] = bufs[0][n:]
+            n = 0
 
 
 def accept(listener: socket.socket) -> Tuple[Optional[socket.socket], str]:

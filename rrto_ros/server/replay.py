@@ -85,11 +85,15 @@ class ServerReplay:
 
     def run(self, seq_id: int, start: int, end: int, payload: Optional[memoryview]) -> tuple:
         """Run entries [start, end); ``payload`` holds the data of the input copies among
-        them, back to back. Returns the last entry's (results, frames)."""
+        them, back to back. Returns the last entry's (results, frames). An empty range at
+        the sequence's position runs nothing: it is answered in order, after everything
+        sent before it (the interposer's barrier)."""
         t = self.templates.get(seq_id)
         if t is None:
             raise CudaError(ops.CUDA_ERROR_INVALID_VALUE, f'no replay sequence {seq_id}')
         n = len(t.requests)
+        if start == end == t.cursor and not payload:   # a barrier: nothing to run
+            return [], []
         if start == 0 and t.cursor == n:       # the next inference
             t.cursor = 0
             t.runs += 1

@@ -4,8 +4,9 @@
 One I/O thread receives every request, answers liveness probes itself, rejects what is
 malformed, oversized or not the sender's session with an error reply, and hands the rest
 to the session's worker thread. Workers send their replies back through an inproc socket.
-Requests come over ZeroMQ or over a session's replay lane (``lanes.py``); a reply goes back
-the way its request came.
+Requests come over ZeroMQ (from the client node) or over a session's replay lane (from the
+app's interposer, REPLAY_RUN only: ``lanes.py``); a reply goes back the way its request
+came, in that connection's framing.
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from typing import Dict, List, Optional
 
 import zmq
 
+from rrto_ros.protocol import lane_wire
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.curve import server_keys
 from rrto_ros.protocol.messages import decode_request
 from rrto_ros.protocol.messages import encode_reply
+from rrto_ros.protocol.messages import frame_bytes
 from rrto_ros.protocol.messages import PING
 from rrto_ros.protocol.messages import ProtocolError
 from rrto_ros.protocol.messages import Reply
+from rrto_ros.protocol.messages import Request
 from rrto_ros.protocol.messages import total_size
 from rrto_ros.protocol.ops import Op
 from rrto_ros.server import lanes
@@ -186,7 +190,7 @@ class Server:
             sock.setsockopt(zmq.LINGER, 1000)
             sock.connect(self._replies)
             self._local.push = sock
-        sock.send_multipart([ident] + encode_reply(reply), copy=False)
+        sock.send_multipart([ident] + self._encode(ident, reply), copy=False)
 
     def _session_ended(self, session: ServerSession) -> None:
         """Called on the session's thread as it ends."""
@@ -208,7 +212,15 @@ class Server:
             self._route(parts[0].bytes, parts[1:])
 
     def _reply(self, ident: bytes, reply: Reply) -> None:
-        self._route(ident, encode_reply(reply))
+        self._route(ident, self._encode(ident, reply))
+
+    @staticmethod
+    def _encode(ident: bytes, reply: Reply) -> List:
+        """A reply in the framing of the connection it goes back on."""
+        if not ident.startswith(lanes.LANE_IDENT):
+            return encode_reply(reply)
+        data = bytes(frame_bytes(reply.frames[0])) if reply.frames else b''
+        return lane_wire.encode_reply(reply.seq, reply.err, reply.res, data, reply.message)
 
     def _route(self, ident: bytes, parts: List) -> None:
         """Send a reply back the way its request came: the session's lane or ZeroMQ."""
@@ -260,8 +272,10 @@ class Server:
                 self._lanes[lane.ident] = lane
                 lane.send_ack()
                 log.info('session %s: replay lane open', lane.sid.hex()[:8])
-            for parts in msgs:
-                self._dispatch(lane.ident, parts)
+            for lreq in msgs:
+                req = Request(lane.sid, lreq.seq, Op.REPLAY_RUN, [lreq.seq_id, lreq.start,
+                              lreq.end], [lreq.payload] if lreq.payload else [], lreq.quiet)
+                self._admit(lane.ident, req, lreq.payload.nbytes)
         except lanes.LaneClosed as e:
             self._drop_lane(lane, str(e))
 
@@ -292,13 +306,17 @@ class Server:
         self._dispatch(parts[0].bytes, parts[1:])
 
     def _dispatch(self, ident: bytes, body: List) -> None:
-        size = total_size(body)
-        self.stats.requests += 1
-        self.stats.bytes_in += size
         try:
             req = decode_request(body)
         except ProtocolError as e:
+            self.stats.requests += 1
             return self._reject(ident, -1, f'malformed request: {e}')
+        self._admit(ident, req, total_size(body))
+
+    def _admit(self, ident: bytes, req: Request, size: int) -> None:
+        """Check a decoded request against its sender and pass it on (or answer it)."""
+        self.stats.requests += 1
+        self.stats.bytes_in += size
         if size > self.config.max_message_bytes:
             return self._reject(ident, req.seq, f'request of {size} bytes exceeds the server '
                                 f'limit max_message_bytes ({self.config.max_message_bytes})')
@@ -308,11 +326,8 @@ class Server:
                 session.last_seen = time.monotonic()
             alive = session is not None and not session.closed.is_set()
             return self._reply(ident, Reply(req.seq, 0, [int(alive)]))
-        via_lane = ident.startswith(lanes.LANE_IDENT)
+        via_lane = ident.startswith(lanes.LANE_IDENT)   # lanes carry only REPLAY_RUN
         if req.op == Op.HELLO:
-            if via_lane:
-                return self._reject(ident, req.seq, 'HELLO on a replay lane (sessions open '
-                                    'over ZeroMQ)')
             return self._open(ident, req)
         session = self.sessions.get(req.sid)
         if session is None:
