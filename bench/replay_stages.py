@@ -5,18 +5,25 @@ its own process, the link emulator in its own, the client core in this one.
     python bench/replay_stages.py --backend cuda --links loopback,edge \\
         --out bench/results/replay_stages.json
 
-Every process stamps CLOCK_MONOTONIC (one clock on one machine) where a replay request
-passes: the client node reading it from the app's socket, handing it to ZeroMQ, getting the
-reply, writing it back; the server receiving it, executing it, sending the reply. Per
-inference (replay steady state) the app's own latency then splits into:
+Two paths are compared: the interposer's own replay lane to the server (the default), and
+the relay through the client node and ZeroMQ (``replay_lane`` off, what a server without a
+lane gets). Every process stamps CLOCK_MONOTONIC (one clock on one machine) where a replay
+request passes: the client node (relay only) reading it from the app's socket, handing it
+to ZeroMQ, getting the reply, writing it back; the server receiving it, executing it,
+sending the reply. Per inference (replay steady state) the app's own latency then splits
+into:
 
-- ``app_side``: the interposer and the UNIX socket, both ways (app latency minus the
-  client's read-to-written time);
-- ``client_request`` / ``client_reply``: the client node's work on the way out / back;
-- ``network``: client send to server receive plus server send to client receive, i.e. both
-  ZeroMQ stacks and the link (nominal: ``link_nominal``); ``network_excess`` is the rest;
-- ``server_decode``, ``server_execute`` (the replay itself: copies, graph, kernels),
-  ``server_reply``.
+- ``app_side`` (relay): the interposer and the UNIX socket, both ways (app latency minus
+  the client's read-to-written time);
+- ``client_request`` / ``client_reply`` (relay): the client node's work on the way out /
+  back;
+- ``network``: relay: client send to server receive plus server send to client receive,
+  i.e. both ZeroMQ stacks and the link; lane: everything outside the server (the
+  interposer, both TCP stacks, the link). Nominal: ``link_nominal``; ``network_excess``
+  is the rest;
+- ``server_read`` (lane): reading the request off the socket; ``server_decode``: the
+  request to its execution; ``server_execute`` (the replay itself: copies, graph,
+  kernels); ``server_reply``.
 
 An inference with more calls than the interposer's frontier batch (16) sends its first
 ranges ahead without waiting (quiet REPLAY_RUNs); only the last one is a round trip. The
@@ -64,16 +71,29 @@ UP_BYTES, DOWN_BYTES = 12288, 64
 
 # ----------------------------------------------------------------- server process
 def _server_process(port: int, lane_port: int, backend: str, out: str, stop) -> None:
+    from rrto_ros.server import lanes as server_lanes
     from rrto_ros.server import server as server_mod
     from rrto_ros.server import session as server_session
     stamps: List[Stamp] = []
     handle = server_mod.Server._dispatch
+    serve_lane = server_mod.Server._serve_lane
+    lane_read = server_lanes.ServerLane.read
     reply = server_mod.Server._reply
     execute = server_session.ServerSession._execute
 
     def _dispatch(self, ident, body):
         stamps.append(('s_in', -1, now()))
         return handle(self, ident, body)
+
+    def _serve_lane(self, lane, events):
+        stamps.append(('s_in', -1, now()))
+        return serve_lane(self, lane, events)
+
+    def read(self):
+        got = lane_read(self)
+        if got:
+            stamps.append(('s_read', -1, now()))
+        return got
 
     def _reply(self, ident, rep):
         r = reply(self, ident, rep)
@@ -89,6 +109,8 @@ def _server_process(port: int, lane_port: int, backend: str, out: str, stop) -> 
         return r
 
     server_mod.Server._dispatch = _dispatch
+    server_mod.Server._serve_lane = _serve_lane
+    server_lanes.ServerLane.read = read
     server_mod.Server._reply = _reply
     server_session.ServerSession._execute = _execute
     srv = server_mod.Server(server_mod.ServerConfig(f'tcp://127.0.0.1:{port}', backend,
@@ -112,7 +134,7 @@ class ClientStamps:
         ClientStamps._wrapped = True
         wire = client_session.wire
         read, reply = wire.read_request, wire.send_reply
-        send, recv = client_uplink.Uplink.send, client_uplink.Uplink._decode
+        send, recv = client_uplink.Uplink.send, client_uplink.Uplink._recv
         st = self.stamps
 
         def read_request(sock):
@@ -129,12 +151,12 @@ class ClientStamps:
             st.append(('c_sent', op if isinstance(op, int) else -1, now()))
             return r
 
-        def up_recv(self_, parts):
-            r = recv(self_, parts)
+        def up_recv(self_):
+            r = recv(self_)
             st.append(('c_recv', -1, now()))
             return r
         wire.read_request, wire.send_reply = read_request, send_reply
-        client_uplink.Uplink.send, client_uplink.Uplink._decode = up_send, up_recv
+        client_uplink.Uplink.send, client_uplink.Uplink._recv = up_send, up_recv
 
 
 def _events(stamps: List[Stamp], start: str) -> List[List[Stamp]]:
@@ -150,8 +172,9 @@ def _events(stamps: List[Stamp], start: str) -> List[List[Stamp]]:
 
 def replay_records(client: List[Stamp], server: List[Stamp]) -> List[Dict[str, int]]:
     """One record per blocking REPLAY_RUN (the one an inference waits for), stamps of both
-    processes side by side. Quiet REPLAY_RUNs (frontier flushes while the app is still
-    issuing calls: no reply) are not round trips and are left out."""
+    processes side by side (only the server's when the interposer sent it on the lane: the
+    client node is not on that path). Quiet REPLAY_RUNs (frontier flushes while the app is
+    still issuing calls: no reply) are not round trips and are left out."""
     recs = []
     for ev in _events(client, 'c_read'):
         names = {e[0]: e[2] for e in reversed(ev)}     # the first of each kind
@@ -167,9 +190,12 @@ def replay_records(client: List[Stamp], server: List[Stamp]) -> List[Dict[str, i
         if 's_out' not in names:
             quiet += names['s_exec_end'] - names['s_exec']
             continue
-        runs.append({k: names[k] for k in ('s_in', 's_exec', 's_exec_end', 's_out')})
+        runs.append({k: names[k] for k in ('s_in', 's_read', 's_exec', 's_exec_end', 's_out')
+                     if k in names})
         runs[-1]['quiet'] = quiet
         quiet = 0
+    if not recs:
+        return runs
     n = min(len(recs), len(runs))
     return [dict(c, **s) for c, s in zip(recs[len(recs) - n:], runs[len(runs) - n:])]
 
@@ -214,19 +240,27 @@ def run_app(backend: str, link: Optional[str], inferences: int, tmp: str,
     recs = replay_records(stamps.stamps, json.loads(pathlib.Path(out).read_text()))
     steady = min(len(recs), inferences * 4 // 5)
     recs, app_us = recs[-steady:], app_us[-steady:]
+    relayed = not use_lane      # through the client node (its stamps exist), or not
     stages: Dict[str, List[float]] = {k: [] for k in (
         'app_latency', 'app_side', 'client_request', 'network', 'server_decode',
-        'server_execute', 'server_reply', 'client_reply', 'server_quiet_ranges')}
+        'server_read', 'server_execute', 'server_reply', 'client_reply',
+        'server_quiet_ranges')
+        if k not in (('server_read',) if relayed else ('app_side', 'client_request',
+                                                          'client_reply'))}
     for rec, app in zip(recs, app_us):
         us = {k: v / 1e3 for k, v in rec.items()}
         stages['app_latency'].append(app)
-        stages['app_side'].append(app - (us['c_written'] - us['c_read']))
-        stages['client_request'].append(us['c_sent'] - us['c_read'])
-        stages['network'].append((us['s_in'] - us['c_sent']) + (us['c_recv'] - us['s_out']))
-        stages['server_decode'].append(us['s_exec'] - us['s_in'])
+        if relayed:
+            stages['app_side'].append(app - (us['c_written'] - us['c_read']))
+            stages['client_request'].append(us['c_sent'] - us['c_read'])
+            stages['network'].append((us['s_in'] - us['c_sent']) + (us['c_recv'] - us['s_out']))
+            stages['client_reply'].append(us['c_written'] - us['c_recv'])
+        else:   # the interposer and both directions of the link: all outside the server
+            stages['network'].append(app - (us['s_out'] - us['s_in']))
+            stages['server_read'].append(us['s_read'] - us['s_in'])
+        stages['server_decode'].append(us['s_exec'] - us.get('s_read', us['s_in']))
         stages['server_execute'].append(us['s_exec_end'] - us['s_exec'])
         stages['server_reply'].append(us['s_out'] - us['s_exec_end'])
-        stages['client_reply'].append(us['c_written'] - us['c_recv'])
         stages['server_quiet_ranges'].append(us['quiet'])
     p = get_profile(link or 'loopback')
     nominal = (p.rtt_s + p.serialisation_s(UP_BYTES) + p.serialisation_s(DOWN_BYTES)) * 1e6
@@ -350,7 +384,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix='rrto-stages-') as tmp:
         for link in a.links.split(','):
             lk = None if link == 'direct' else link
-            # ZeroMQ only, then with the replay lane (the default)
+            # Through the client node (ZeroMQ), then on the interposer's lane (the default)
             for rep in range(a.repeat):          # interleaved: drifts hit every config
                 for use_lane in (False, True):
                     res = run_app(a.backend, lk, a.inferences, tmp, use_lane)
@@ -365,7 +399,7 @@ def main() -> int:
                     print(f'echo {name}: {us} us', flush=True)
     summary: Dict[str, List[float]] = {}
     for res in result['stages']:
-        name = f"{res['link']} {'lane' if res['replay_lane'] else 'zeromq only'}"
+        name = f"{res['link']} {'interposer lane' if res['replay_lane'] else 'client node relay'}"
         summary.setdefault(name, []).append(res['p50_us']['app_latency'])
     result['app_latency_p50_us_by_config'] = {
         k: {'runs': v, 'median': round(statistics.median(v), 1)} for k, v in summary.items()}

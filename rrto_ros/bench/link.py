@@ -13,7 +13,8 @@ delay, as in a real link:
 Data are read in chunks of up to 64 KiB and each chunk is delivered when its last byte would
 have arrived, so the last byte of a message arrives when it would on the real link. A chunk's
 arrival is the time the kernel received it (SO_TIMESTAMPNS), not the time the emulator woke
-up to read it: the emulator's own wake-up latency must not lengthen the emulated link.
+up to read it, and a delivery starts early by what a send call costs (``_SendCost``): the
+emulator's own wake-ups and system calls must not lengthen the emulated link.
 Several connections (e.g. a session's ZeroMQ connection and its replay lane, each proxied
 from a listening port of its own, see ``also``) share one bottleneck per direction, as
 they would share a radio. Not modelled: loss, jitter, TCP slow start, the reverse path's
@@ -155,15 +156,31 @@ class _Bottleneck:
         self.lock = threading.Lock()
 
 
+class _SendCost:
+    """How long handing data on takes (the send call, which on loopback also wakes the
+    receiver): a delivery starts this much before its due time, so that the data reach
+    the far end when due rather than one send call later. A running average of recent
+    sends, each counted up to MAX_LEAD_S (a send that waited for room is not the norm)."""
+    MAX_LEAD_S = 50e-6
+
+    def __init__(self) -> None:
+        self.s = 0.0
+
+    def add(self, dt: float) -> None:
+        dt = min(dt, self.MAX_LEAD_S)
+        self.s = dt if not self.s else 0.9 * self.s + 0.1 * dt
+
+
 class _Flow:
     """One direction of one connection. Its queue is the link's buffer (bounded): chunks
     stamped with the time they are due at the far end."""
 
     def __init__(self, src: socket.socket, dst: socket.socket, profile: LinkProfile,
-                 max_queued: int, up: bool, bottleneck: _Bottleneck) -> None:
+                 max_queued: int, up: bool, bottleneck: _Bottleneck, cost: _SendCost) -> None:
         self.src, self.dst, self.profile, self.max_queued, self.up = \
             src, dst, profile, max_queued, up
         self.bottleneck = bottleneck
+        self.cost = cost
         self.queue: Deque[Tuple[float, memoryview]] = collections.deque()
         self.queued = 0
         self.eof = False
@@ -190,20 +207,24 @@ class _Flow:
         self.queued += len(data)
 
     def due(self, now: float) -> bool:
-        return bool(self.queue) and self.queue[0][0] <= now
+        return bool(self.queue) and self.queue[0][0] - self.cost.s <= now
 
     def next_due(self) -> Optional[float]:
-        return self.queue[0][0] if self.queue else None
+        """When the next delivery starts (its due time less the send cost)."""
+        return self.queue[0][0] - self.cost.s if self.queue else None
 
     def deliver(self, now: float, stats: 'LinkStats') -> None:
         """Send what is due, without blocking: a partial send keeps the rest queued."""
         while self.due(now):
             t, view = self.queue[0]
+            t0 = time.monotonic()
             try:
                 n = self.dst.send(view)
             except BlockingIOError:
                 return
-            stats.lateness_s.append(time.monotonic() - t)
+            sent = time.monotonic()
+            self.cost.add(sent - t0)
+            stats.lateness_s.append(sent - t)
             self.queued -= n
             if self.up:
                 stats.bytes_up += n
@@ -230,8 +251,9 @@ class _Connection:
         self._lock = threading.Lock()
         p, q = emu.profile, emu.max_queued_bytes
         up, down = emu.bottlenecks
-        self.flows = (_Flow(client, server, p, q, True, up),
-                      _Flow(server, client, p, q, False, down))
+        cost = _SendCost()
+        self.flows = (_Flow(client, server, p, q, True, up, cost),
+                      _Flow(server, client, p, q, False, down, cost))
         self.thread = threading.Thread(target=self._loop, daemon=True, name='rrto-link-conn')
 
     def start(self) -> None:

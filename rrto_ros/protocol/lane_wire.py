@@ -26,9 +26,8 @@ barrier before it hands the session back to the client node.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import socket
 import struct
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from rrto_ros.protocol.messages import ProtocolError
 
@@ -84,23 +83,6 @@ def describe(host: str, port: int, timeout_s: float, sid: bytes) -> bytes:
     return f'lane {host} {port} {max(1, int(timeout_s * 1000))} {sid.hex()}'.encode()
 
 
-def receive(sock: socket.socket, feed: Callable[[bytes], list]) -> list:
-    """Read what a non-blocking socket has and ``feed`` it; returns what ``feed`` completed.
-    Raises ConnectionError when the peer closed the connection or it failed, and what
-    ``feed`` raises (ProtocolError) on a malformed stream."""
-    out: list = []
-    while True:
-        try:
-            data = sock.recv(1 << 20)
-        except (BlockingIOError, InterruptedError):
-            return out
-        except OSError as e:
-            raise ConnectionError(str(e)) from None
-        if not data:
-            raise ConnectionError('closed by the peer')
-        out += feed(data)
-
-
 class _Reader:
     """Reassembles frames (a fixed header, then a body whose size the header gives) from
     the bytes of a stream, whatever the chunking."""
@@ -135,7 +117,8 @@ class _Reader:
         end = self.head.size + size
         if len(buf) < end:
             return None
-        body = memoryview(bytes(buf[self.head.size:end]))
+        with memoryview(buf) as view:
+            body = memoryview(bytes(view[self.head.size:end]))
         del buf[:end]
         return self._make(fields, body)
 
