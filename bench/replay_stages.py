@@ -241,12 +241,11 @@ def run_app(backend: str, link: Optional[str], inferences: int, tmp: str,
     steady = min(len(recs), inferences * 4 // 5)
     recs, app_us = recs[-steady:], app_us[-steady:]
     relayed = not use_lane      # through the client node (its stamps exist), or not
+    absent = ('server_read',) if relayed else ('app_side', 'client_request', 'client_reply')
     stages: Dict[str, List[float]] = {k: [] for k in (
-        'app_latency', 'app_side', 'client_request', 'network', 'server_decode',
-        'server_read', 'server_execute', 'server_reply', 'client_reply',
-        'server_quiet_ranges')
-        if k not in (('server_read',) if relayed else ('app_side', 'client_request',
-                                                          'client_reply'))}
+        'app_latency', 'app_side', 'client_request', 'network', 'server_read',
+        'server_decode', 'server_execute', 'server_reply', 'client_reply',
+        'server_quiet_ranges') if k not in absent}
     for rec, app in zip(recs, app_us):
         us = {k: v / 1e3 for k, v in rec.items()}
         stages['app_latency'].append(app)

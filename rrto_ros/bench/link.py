@@ -50,6 +50,7 @@ CHUNK = 65536
 SO_TIMESTAMPNS = getattr(socket, 'SO_TIMESTAMPNS', 35)   # 35 on Linux; absent from Python
 ANCILLARY = socket.CMSG_SPACE(16)                         # one struct timespec
 SPIN_S = 200e-6   # the last this much before a delivery is busy-waited, not slept
+MAX_LEAD_S = 50e-6   # the most a delivery starts before its due time (see _SendCost)
 LOOPBACK_HOSTS = ('127.0.0.1', 'localhost')
 
 
@@ -161,13 +162,12 @@ class _SendCost:
     receiver): a delivery starts this much before its due time, so that the data reach
     the far end when due rather than one send call later. A running average of recent
     sends, each counted up to MAX_LEAD_S (a send that waited for room is not the norm)."""
-    MAX_LEAD_S = 50e-6
 
     def __init__(self) -> None:
         self.s = 0.0
 
     def add(self, dt: float) -> None:
-        dt = min(dt, self.MAX_LEAD_S)
+        dt = min(dt, MAX_LEAD_S)
         self.s = dt if not self.s else 0.9 * self.s + 0.1 * dt
 
 
