@@ -19,7 +19,7 @@ class ClientConfig:
     record_window: int = 3
     curve_secret_key_file: str = ''   # this client's ZeroMQ certificate (secret)
     curve_server_key_file: str = ''   # the server's public key; both empty: no CURVE
-    replay_lane: bool = True          # replay requests on their own TCP connection
+    replay_lane: bool = True          # apps send replays straight to the server's lane
     lane_endpoint: str = ''           # tcp://HOST:PORT of the lane; '': server's host
 
     def validate(self) -> None:

@@ -82,13 +82,14 @@ CLIENT_PARAMS: Tuple[ParamSpec, ...] = (
               "The server's CURVE public key file; needed with curve_secret_key_file."
               + _RESTART, read_only=True),
     ParamSpec('replay_lane', _CLIENT.replay_lane,
-              "Send each replayed inference's request on the server's replay lane (a plain "
-              'TCP connection next to ZeroMQ, ~0.3 ms faster per inference) when the server '
-              'offers one. The lane is never encrypted: servers with CURVE offer none.'
+              "Let apps send each replayed inference's request on the server's replay lane "
+              '(a plain TCP connection from the app straight to the server, ~0.6 ms faster '
+              'per inference at the edge) when the server offers one; otherwise replays go '
+              'through this node. The lane is never encrypted: servers with CURVE offer none.'
               + _RESTART, read_only=True),
     ParamSpec('lane_endpoint', _CLIENT.lane_endpoint,
-              "Where to reach the server's replay lane, tcp://HOST:PORT; empty: the host of "
-              'server_endpoint and the port the server announces (set it behind NAT or a '
+              "Where apps reach the server's replay lane, tcp://HOST:PORT; empty: the host "
+              'of server_endpoint and the port the server announces (set it behind NAT or a '
               'port forward).' + _RESTART, read_only=True, constraints="'' or tcp://HOST:PORT"),
 )
 

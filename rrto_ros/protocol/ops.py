@@ -27,6 +27,13 @@ FUNC_GET           module id                                   mangled name /
 VAR_GET            module id, size                             name ; res: address
 LAUNCH             handle, gx, gy, gz, bx, by, bz, shmem,      flat parameter buffer
                    stream
+REPLAY_LOAD        sequence id, start position                 the sequence (client node)
+REPLAY_RUN         sequence id, from, to                       input payloads / output
+REPLAY_DIVERGE     sequence id, position, error of a quiet     its message
+                   replayed range not yet reported
+REPLAY_NOTE        sequence id, from, to, flags, payload       a lost lane: why
+                   bytes, lane bytes up, down, last round
+                   trip ns (interposer to client node only)
 =================  ==========================================  ===========================
 """
 
