@@ -143,3 +143,17 @@ def test_wrong_payload_size_is_refused_before_anything_runs():
     with pytest.raises(CudaError, match='copy 8 input bytes, the request carries 3'):
         replay.run(1, 0, 5, memoryview(b'abc'))
     assert fake.log == []
+
+
+def test_a_barrier_runs_nothing_and_a_reloaded_sequence_forgets_the_old_one():
+    fake = FakeGraphs()
+    replay = make(fake, inference())
+    replay.run(1, 0, 3, memoryview(b'frame-0.'))
+    assert replay.run(1, 3, 3, None) == ([], [])     # the interposer's barrier
+    assert fake.log == [('graph', 3, 0)]
+    # The same id loaded again (another table): its own plan and graphs, not the old ones.
+    replay.load(1, 0, encode_template([launch(), launch()]))
+    replay.run(1, 0, 2, None)
+    assert fake.log[-1] == ('graph', 2, 0)
+    with pytest.raises(CudaError, match='out of step'):
+        replay.run(1, 2, 2 + 1, None)

@@ -67,6 +67,7 @@ class ServerReplay:
         self._backend = backend
         self.templates: Dict[int, Template] = {}
         self._graphs: Dict[Tuple[int, int, int], Graph] = {}   # (seq, from, to) -> graph
+        self._plans: Dict[Tuple[int, int, int], Tuple[int, List[Tuple[int, int]]]] = {}
         self._no_graph: set = set()
         self._in_flight: set = set()   # graphs with staged inputs launched, not synchronised
         self.graph_launches = 0
@@ -82,6 +83,10 @@ class ServerReplay:
         if not requests or not 0 <= start <= len(requests):
             raise ValueError(f'replay sequence {seq_id}: start {start} outside 0..{len(requests)}')
         self.templates[seq_id] = Template(requests, start)
+        for cache in (self._plans, self._graphs):   # a reused id: nothing of the old one
+            for key in [k for k in cache if k[0] == seq_id]:
+                del cache[key]
+        self._no_graph = {k for k in self._no_graph if k[0] != seq_id}
 
     def run(self, seq_id: int, start: int, end: int, payload: Optional[memoryview]) -> tuple:
         """Run entries [start, end); ``payload`` holds the data of the input copies among
@@ -104,8 +109,7 @@ class ServerReplay:
             raise CudaError(ops.CUDA_ERROR_INVALID_VALUE,
                             f'replay of sequence {seq_id} out of step: asked [{start}, {end}) '
                             f'at position {t.cursor} of {n}')
-        inputs = [t.requests[k] for k in range(start, end) if t.requests[k].op == Op.MEMCPY_HTOD]
-        expected = sum(r.extra['var_len'] for r in inputs)
+        expected, steps = self._plan(seq_id, t, start, end)
         got = len(payload) if payload is not None else 0
         if got != expected:
             raise CudaError(ops.CUDA_ERROR_INVALID_VALUE,
@@ -114,27 +118,42 @@ class ServerReplay:
         offset = 0
         t0 = time.perf_counter()
         out: tuple = ([], [])
-        i = start
         try:
-            while i < end:
-                j = self._capturable_run(t.requests, i, end)
+            for i, j in steps:
                 if j - i >= 2:
                     ran = self._run_graph(seq_id, t, i, j, payload, offset)
                     if ran is not None:
                         out, offset = ran
-                        i = j
                         continue
-                req = t.requests[i]
-                if req.op == Op.MEMCPY_HTOD:
-                    n = req.extra['var_len']
-                    req = Request(b'', 0, req.op, req.args, [payload[offset:offset + n]])
-                    offset += n
-                t.cursor = i + 1     # what has run, even if this entry fails
-                out = self._execute(req)
-                i += 1
+                for k in range(i, j):     # one by one
+                    req = t.requests[k]
+                    if req.op == Op.MEMCPY_HTOD:
+                        n = req.extra['var_len']
+                        req = Request(b'', 0, req.op, req.args, [payload[offset:offset + n]])
+                        offset += n
+                    t.cursor = k + 1     # what has run, even if this entry fails
+                    out = self._execute(req)
         finally:
             t.pass_s += time.perf_counter() - t0
         return out
+
+    def _plan(self, seq_id: int, t: Template, start: int, end: int
+              ) -> Tuple[int, List[Tuple[int, int]]]:
+        """The input bytes range [start, end) carries and its steps: runs of capturable
+        entries (graph candidates) and single entries. Ranges repeat every inference, so
+        each is worked out once."""
+        key = (seq_id, start, end)
+        plan = self._plans.get(key)
+        if plan is None:
+            expected = sum(r.extra['var_len'] for r in t.requests[start:end]
+                           if r.op == Op.MEMCPY_HTOD)
+            steps, i = [], start
+            while i < end:
+                j = max(self._capturable_run(t.requests, i, end), i + 1)
+                steps.append((i, j))
+                i = j
+            plan = self._plans[key] = (expected, steps)
+        return plan
 
     @staticmethod
     def _capturable_run(requests: List[Request], i: int, end: int) -> int:
