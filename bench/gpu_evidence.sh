@@ -32,7 +32,8 @@ timeout 600 python3 bench/forwarding.py --backend cuda --out "$out/forwarding_gp
 fi
 if want bench; then
 step modes
-timeout 900 python3 bench/modes.py --backend cuda --no-plot --out "$out/replay_gpu.json" \
+timeout 900 python3 bench/modes.py --backend cuda --inferences 200 --no-plot \
+  --out "$out/replay_gpu.json" \
   > "$out/modes.log" 2>&1; tail -25 "$out/modes.log"
 step replay server cost
 timeout 600 python3 bench/replay_server_cost.py --backend cuda \
