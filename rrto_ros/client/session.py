@@ -6,19 +6,19 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from dataclasses import dataclass
-from dataclasses import field
 import hashlib
 import logging
 import socket
 import statistics
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import zmq
 
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.lane import lane_descriptor
 from rrto_ros.client.replayer import ClientReplay
+from rrto_ros.client.uplink import LinkStats
 from rrto_ros.client.uplink import ServerLost
 from rrto_ros.client.uplink import Uplink
 from rrto_ros.protocol import agent_wire as wire
@@ -58,20 +58,6 @@ class SessionStats:
     round_trips_per_inference: tuple = ()   # recent inferences, blocking round trips each
 
 
-@dataclass
-class LaneStats:
-    """The replay lane's traffic, as the interposer reports it (REPLAY_NOTE)."""
-    requests: int = 0
-    blocking: int = 0
-    bytes_up: int = 0
-    bytes_down: int = 0
-    rtt_s: List[float] = field(default_factory=list)   # recent blocking round trips
-
-    def add_rtt(self, dt: float) -> None:
-        self.rtt_s.append(dt)
-        del self.rtt_s[:-10000]
-
-
 class ClientSession:
     def __init__(self, conn: socket.socket, ctx: zmq.Context, config: ClientConfig,
                  on_end: Callable[['ClientSession'], None],
@@ -85,9 +71,9 @@ class ClientSession:
         self._on_end = on_end
         self._modules: Dict[int, bytearray] = {}
         self._open = False
-        self.lane = LaneStats()
+        self.lane = LinkStats()   # the replay lane's, as the interposer reports them
         self.replay = ClientReplay(config.record_window, lambda: (
-            self.uplink.stats.blocking_round_trips + self.lane.blocking))
+            self.uplink.stats.blocking_round_trips + self.lane.blocking_round_trips))
         self._restart_requested = False
         self._lost_told = False
         self._poller = zmq.Poller()   # the app's socket and the connection to the server
@@ -140,7 +126,7 @@ class ClientSession:
     def _refresh_stats(self) -> None:
         s, lane = self.uplink.stats, self.lane
         self.stats.forwarded_calls = s.requests + lane.requests
-        self.stats.blocking_round_trips = s.blocking_round_trips + lane.blocking
+        self.stats.blocking_round_trips = s.blocking_round_trips + lane.blocking_round_trips
         self.stats.lane_requests = lane.requests
         self.stats.bytes_up = s.bytes_up + lane.bytes_up
         self.stats.bytes_down = s.bytes_down + lane.bytes_down
@@ -280,7 +266,7 @@ class ClientSession:
             self._lost_told = True   # the interposer has told the app
             raise ServerLost(req.data.decode(errors='replace'))
         self.lane.requests += 1
-        self.lane.blocking += bool(flags & NOTE_BLOCKING)
+        self.lane.blocking_round_trips += bool(flags & NOTE_BLOCKING)
         if rtt_ns:
             self.lane.add_rtt(rtt_ns * 1e-9)
         self.replay.ran(seq_id, start, end, payload)
