@@ -13,7 +13,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 from rrto_ros.protocol import agent_wire as wire
 from rrto_ros.protocol.ops import Op
 
-Answer = Tuple[int, Tuple[int, ...], bytes]
+# (err, results, data) or (err, results, data, table): a replay table rides along
+# (b'' withdraws the installed one)
+Answer = Tuple
 
 
 class FakeAgent:
@@ -54,8 +56,12 @@ class FakeAgent:
                 self.received.append(req)
                 if not req.wants_reply:
                     continue
-                err, res, data = self._answer(req)
-                wire.send_reply(conn, err, res, data, self.mode)
+                err, res, data, *table = self._answer(req)
+                try:
+                    wire.send_reply(conn, err, res, data, self.mode,
+                                    table=table[0] if table else None)
+                except OSError:   # the app exited without reading its answer
+                    return
 
     def _answer(self, req: wire.AgentRequest) -> Answer:
         op = Op(req.op)

@@ -2,6 +2,7 @@
  * (test/fake_agent.py). Built with gcc against the CUDA headers and linked to libcudart
  * dynamically, like any app, so LD_PRELOAD=librrto_cuda.so takes over. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cuda_runtime_api.h>
 
@@ -59,12 +60,30 @@ static int pipelined(void) {
   return 0;
 }
 
+/* One tiny "inference" n times: input copy, memset, result copy. At iteration change_at
+ * the memset's value differs (a divergence from a recorded sequence). */
+static int replay(int n, int change_at) {
+  void *d = NULL;
+  unsigned char in[64], out[64];
+  printf("malloc %d\n", cudaMalloc(&d, sizeof in));
+  for (int k = 0; k < n; k++) {
+    memset(in, k, sizeof in);
+    memset(out, 0xee, sizeof out);
+    int e1 = cudaMemcpy(d, in, sizeof in, cudaMemcpyHostToDevice);
+    int e2 = cudaMemsetAsync(d, k == change_at ? 2 : 1, 8, 0);
+    int e3 = cudaMemcpy(out, d, sizeof out, cudaMemcpyDeviceToHost);
+    printf("iter%d %d %d %d %d %d\n", k, e1, e2, e3, out[0], out[8]);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "";
+  if (!strcmp(what, "replay") && argc > 3) return replay(atoi(argv[2]), atoi(argv[3]));
   if (!strcmp(what, "errors")) return errors();
   if (!strcmp(what, "props")) return props();
   if (!strcmp(what, "unsupported")) return unsupported();
   if (!strcmp(what, "pipelined")) return pipelined();
-  fprintf(stderr, "usage: local_answers errors|props|unsupported|pipelined\n");
+  fprintf(stderr, "usage: local_answers errors|props|unsupported|pipelined|replay N K\n");
   return 2;
 }
