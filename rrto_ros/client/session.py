@@ -255,7 +255,8 @@ class ClientSession:
                                    cfg.server_timeout_s, self.uplink.sid)
         except OSError as e:
             log.warning('session %s: no replay lane (%s); replays go through this node, '
-                        'about 0.2 ms slower per inference. Check lane_endpoint.', self.label, e)
+                        'about 1 ms slower per inference on an edge link. Check '
+                        'lane_endpoint.', self.label, e)
             return b''
 
     def _noted(self, req: wire.AgentRequest) -> None:
