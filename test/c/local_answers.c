@@ -25,6 +25,7 @@ static int errors(void) {
 
 static int props(void) {
   struct cudaDeviceProp p;
+  memset(&p, 0, sizeof p);   /* printed even when the calls fail */
   int warp = 0, major = 0, count = 0;
   printf("count_err %d\n", cudaGetDeviceCount(&count));
   printf("count %d\n", count);
