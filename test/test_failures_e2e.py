@@ -74,3 +74,12 @@ def test_trace_mode_prints_call_histogram(interposer, examples_dir, tmp_path):
     assert int(rows['__cudaRegisterFunction']) >= 1
     assert 'CUDA runtime call' in r.stderr and '__cudaRegisterFunction' in r.stderr
     assert '[rrto] no rrto client' not in r.stderr   # trace mode never connects
+
+
+def test_client_cli_refuses_a_bad_lane_endpoint():
+    """rrto-client checks its settings before it starts (here: --lane-endpoint)."""
+    r = subprocess.run([sys.executable, '-m', 'rrto_ros.cli.client_main', '--lane-endpoint',
+                        'edge:7000', '--no-replay-lane'], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2
+    assert "lane_endpoint 'edge:7000' is not tcp://HOST:PORT" in r.stderr

@@ -24,12 +24,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument('--mode', choices=MODES, default=d.mode)
     ap.add_argument('--connect-timeout', type=float, default=d.connect_timeout_s)
     ap.add_argument('--server-timeout', type=float, default=d.server_timeout_s)
+    ap.add_argument('--no-replay-lane', action='store_true',
+                    help="replays through this client, not on the server's replay lane")
+    ap.add_argument('--lane-endpoint', default=d.lane_endpoint,
+                    help="tcp://HOST:PORT where apps reach the server's replay lane (default: "
+                         "the server's host, the port it announces)")
     ap.add_argument('--log-level', default='INFO')
     a = ap.parse_args(argv)
     logging.basicConfig(level=a.log_level.upper(), format='[rrto-client] %(message)s')
     try:
         core = ClientCore(ClientConfig(a.server, a.agent_socket, a.mode, a.connect_timeout,
-                                       a.server_timeout)).start()
+                                       a.server_timeout, replay_lane=not a.no_replay_lane,
+                                       lane_endpoint=a.lane_endpoint)).start()
     except (ValueError, RuntimeError, OSError) as e:
         logging.error('cannot start: %s', e)
         return 2
