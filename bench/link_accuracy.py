@@ -7,7 +7,10 @@ throughput against each profile's targets.
 The emulator runs as its own process, as LocalStack(link=...) runs it; the far end is a
 loopback peer in this process. Per profile: the round trip time of small echoes (64 bytes
 each way) through the emulator and, for reference, the same echo without it (what the
-endpoints and the kernel cost by themselves); the time to move a large transfer each way,
+endpoints and the kernel cost by themselves), back to back and after as much idle time as
+the profile's round trip (waking idle endpoints costs more, on a VM much more); the
+emulator's own error is the round trip through it less the target less that idle echo;
+the time to move a large transfer each way,
 from which the achieved rate is 8 * bytes / (elapsed - target round trip time); and the
 emulator's own statistic: how late after their due time it sent the data (in the
 transfers, mostly waiting for the receiver to take more).
@@ -37,6 +40,9 @@ def measure(profile: str, echoes: int, transfer_bytes: int, repeats: int) -> Dic
     p = PROFILES[profile]
     with link_check.Peer() as peer:
         direct = link_check.round_trips(peer.port, echoes)
+        # The same echoes without the emulator, but each after as much idle time as a
+        # round trip through it: what waking both endpoints from idle costs by itself.
+        idle = link_check.round_trips(peer.port, echoes, idle_s=p.rtt_s) if p.rtt_s else direct
         # One emulator process for the echoes, one for the transfers: each reports its own
         # lateness statistics.
         with LinkProcess(p, f'127.0.0.1:{peer.port}') as echo_link:
@@ -47,10 +53,14 @@ def measure(profile: str, echoes: int, transfer_bytes: int, repeats: int) -> Dic
                 for d in ('up', 'down'):
                     transfers[d].append(link_check.transfer(bulk_link.port, transfer_bytes, d))
     rtt = link_check.summary_ms(rtts)
+    idle_ms = link_check.summary_ms(idle)
     row: Dict = {'profile': p.describe(),
                  'rtt': {'target_ms': p.rtt_s * 1e3, **rtt,
                          'error_p50_ms': round(rtt['p50_ms'] - p.rtt_s * 1e3, 4),
-                         'without_emulator': link_check.summary_ms(direct)},
+                         'without_emulator': link_check.summary_ms(direct),
+                         'without_emulator_same_idle': idle_ms,
+                         'emulator_error_p50_ms': round(
+                             rtt['p50_ms'] - p.rtt_s * 1e3 - idle_ms['p50_ms'], 4)},
                  'throughput': {},
                  'emulator_lateness_us': {'echoes': echo_link.stats.get('lateness_us'),
                                           'transfers': bulk_link.stats.get('lateness_us')}}
@@ -91,7 +101,9 @@ def main() -> int:
         rows.append(measure(prof, a.echoes, int(a.mbytes * (1 << 20)), a.repeats))
         r = rows[-1]
         print(f'  rtt p50 {r["rtt"]["p50_ms"]:.3f} ms (target {r["rtt"]["target_ms"]:g}, '
-              f'without emulator {r["rtt"]["without_emulator"]["p50_ms"]:.3f}); '
+              f'without emulator {r["rtt"]["without_emulator"]["p50_ms"]:.3f}, same idle '
+              f'{r["rtt"]["without_emulator_same_idle"]["p50_ms"]:.3f}: the emulator adds '
+              f'{r["rtt"]["emulator_error_p50_ms"]:.3f}); '
               + '; '.join(f'{d} {t["achieved_mbit_s"]:.1f} Mbit/s'
                           + (f' ({100 * t["achieved_over_target"]:.1f}% of target)'
                              if 'target_mbit_s' in t else '')

@@ -94,13 +94,17 @@ def connect(port: int) -> socket.socket:
     return s
 
 
-def round_trips(port: int, count: int, size: int = 64, warmup: int = 3) -> List[float]:
-    """Seconds per echo of ``size`` bytes (request and reply both ``size`` bytes)."""
+def round_trips(port: int, count: int, size: int = 64, warmup: int = 3,
+                idle_s: float = 0.0) -> List[float]:
+    """Seconds per echo of ``size`` bytes (request and reply both ``size`` bytes), each
+    after ``idle_s`` of sleep (both ends then wake from idle, as across a real link)."""
     out: List[float] = []
     buf = bytearray(size)
     with connect(port) as s:
         msg = HEADER.pack(b'E', size) + bytes(size)
         for i in range(warmup + count):
+            if idle_s:
+                time.sleep(idle_s)
             t0 = time.perf_counter()
             s.sendall(msg)
             _recv_exact(s, size, buf)
