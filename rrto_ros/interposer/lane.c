@@ -226,7 +226,13 @@ int rrto_lane_run(const uint64_t *args, const void *data, size_t len, int wait,
   char msg[512] = "";
   struct rrto_reply scratch = {0};
   if (!rep) rep = &scratch;
-  if (await(L.seq, rep, msg, sizeof msg)) return lose(failure());
+  if (await(L.seq, rep, msg, sizeof msg)) {
+    const char *why = failure();
+    struct rrto_reply answer = {0};
+    if (noted) rrto_recv_locked(&answer);   /* first the note's answer: the client node must
+                                               not be left answering an app that may exit */
+    return lose(why);
+  }
   L.rtt_ns = (uint64_t)(now_ns() - t0);
   int err = take_error(rep->err, msg, sizeof msg);
   if (err && msg[0]) rrto_log("%s", msg);
