@@ -46,6 +46,14 @@ class DemoError(Exception):
 
 
 # ----------------------------------------------------------------- child processes
+def _check_running(children: List['Child'], kind: str, when: str) -> None:
+    """Raise DemoError naming the first of ``children`` that has exited, with its output."""
+    for c in children:
+        if not c.running():
+            raise DemoError(f'the {c.tag} {kind} exited (code {c.proc.returncode}) {when}; '
+                            f'its last lines:\n{c.last_lines()}')
+
+
 class Child:
     """A started process whose output lines are printed with a tag and kept for errors."""
 
@@ -211,10 +219,7 @@ class Demo:
                   watch: List[Child]) -> None:
         deadline = time.monotonic() + timeout
         while not ready():
-            for c in watch:
-                if not c.running():
-                    raise DemoError(f'the {c.tag} process exited (code {c.proc.returncode}) '
-                                    f'before {what}; its last lines:\n{c.last_lines()}')
+            _check_running(watch, 'process', f'before {what}')
             if time.monotonic() > deadline:
                 raise DemoError(f'no {what} after {timeout:.0f} s. Check the logs above; on a '
                                 'loaded machine, try again.')
@@ -278,10 +283,7 @@ class Demo:
                     self._report_phase(label, s)
             if done:
                 return mine
-            for c in nodes:
-                if not c.running():
-                    raise DemoError(f'the {c.tag} node exited (code {c.proc.returncode}) '
-                                    f'during the run; its last lines:\n{c.last_lines()}')
+            _check_running(nodes, 'node', 'during the run')
             if time.monotonic() > deadline:
                 raise DemoError(f'the workload did not finish within {self.a.timeout:.0f} s '
                                 '(--timeout); it was stopped')

@@ -198,6 +198,18 @@ def _node_params(params: Mapping[str, Dict[str, Any]], node: str) -> Dict[str, A
     return merged
 
 
+def _side_params(params_file: str, node: str, overrides: Optional[Mapping[str, Any]]
+                 ) -> Tuple[Dict[str, Dict[str, Any]], Dict[str, Any], Dict[str, Any]]:
+    """The params file's contents, the node's parameters in it and a copy of the
+    overrides, every name checked against the node's parameters."""
+    params = load_params(params_file)
+    mine = _node_params(params, node)
+    overrides = dict(overrides or {})
+    _check_names(node, list(mine), f'params file {params_file}')
+    _check_names(node, list(overrides), 'overrides')
+    return params, mine, overrides
+
+
 def _check_names(node: str, names: Sequence[str], where: str) -> None:
     from rrto_ros.nodes.params import names as spec_names, NODE_PARAMS
     known = spec_names(NODE_PARAMS[node])
@@ -265,11 +277,7 @@ def robot_plan(params_file: Optional[str] = None, server_host: str = '',
     """The robot side: the client node (if use_rrto) and the workload."""
     from rrto_ros.client.config import ClientConfig
     params_file = params_file or default_params_file('robot')
-    params = load_params(params_file)
-    client = _node_params(params, CLIENT_NODE)
-    overrides = dict(overrides or {})
-    _check_names(CLIENT_NODE, list(client), f'params file {params_file}')
-    _check_names(CLIENT_NODE, list(overrides), 'overrides')
+    params, client, overrides = _side_params(params_file, CLIENT_NODE, overrides)
     defaults = ClientConfig()
     if server_host or server_port:
         base = overrides.get('server_endpoint',
@@ -313,11 +321,7 @@ def edge_plan(params_file: Optional[str] = None, port: Union[str, int] = '',
               namespace: str = '') -> Plan:
     """The edge side: the server node."""
     params_file = params_file or default_params_file('edge')
-    params = load_params(params_file)
-    server = _node_params(params, SERVER_NODE)
-    overrides = dict(overrides or {})
-    _check_names(SERVER_NODE, list(server), f'params file {params_file}')
-    _check_names(SERVER_NODE, list(overrides), 'overrides')
+    _, server, overrides = _side_params(params_file, SERVER_NODE, overrides)
     if port:
         base = overrides.get('bind_endpoint', server.get('bind_endpoint', 'tcp://*:5555'))
         overrides['bind_endpoint'] = with_host_port(base, '', port)

@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Dict, List
 
+from procs import reaped
 import pytest
 
 pytest.importorskip('rclpy')
@@ -68,7 +69,7 @@ def test_demo_ctrl_c_stops_every_process(interposer, examples_dir, backend):
                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     lines: List[str] = []
-    try:
+    with reaped(proc):
         assert proc.stdout is not None
         deadline = time.monotonic() + 60
         for line in proc.stdout:
@@ -81,10 +82,6 @@ def test_demo_ctrl_c_stops_every_process(interposer, examples_dir, backend):
         assert _processes_mentioning(namespace) and _processes_mentioning(sock)
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     out = ''.join(lines) + rest
     assert proc.returncode == 130, out
     assert 'demo: interrupted; stopping the nodes and the workload' in out

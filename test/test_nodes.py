@@ -29,6 +29,7 @@ else:
     rclpy = pytest.importorskip('rclpy')
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402, I100
+from procs import reaped  # noqa: E402
 from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
@@ -337,16 +338,12 @@ def test_shutdown_leaves_no_session_on_the_server(ros, tmp_path, sig):
         _node_cmd('client_node', ros.namespace, '--params-file', ROBOT_YAML,
                   *p('server_endpoint', server.server.endpoint), *p('agent_socket', sock)),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with reaped(proc):
         wait_for(lambda: os.path.exists(sock) or proc.poll() is not None, 30, 'the client')
         apps = [FakeApp(sock, '/opt/a'), FakeApp(sock, '/opt/b')]
         wait_for(lambda: server.server.session_count() == 2, what='two sessions')
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, out
     assert 'Traceback' not in out and 'stopping: closing 2 app session(s)' in out, out
     wait_for(lambda: server.server.session_count() == 0, 3, 'the server to drop the sessions')
@@ -363,7 +360,7 @@ def test_server_node_process_stops_on_sigterm(tmp_path):
                   *p('bind_endpoint', f'tcp://127.0.0.1:{port}'), *p('module_cache_dir', ''),
                   *p('backend', 'emu')),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with reaped(proc):
         wait_for(lambda: _listening(port) or proc.poll() is not None, 30, 'the server')
         # A second server on the same port cannot start, and says why.
         second = subprocess.run(
@@ -374,10 +371,6 @@ def test_server_node_process_stops_on_sigterm(tmp_path):
         assert 'cannot listen on' in second.stderr and 'Address already in use' in second.stderr
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, out
     assert 'ready: serving rrto clients' in out and 'stopping: no open sessions' in out
     assert 'Traceback' not in out

@@ -47,10 +47,15 @@ static int64_t now_ns(void) {
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-void rrto_lane_reset(void) {
+/* Closes the connection, if any, and leaves the lane in `state`. */
+static void shut(int state) {
   if (L.fd >= 0) close(L.fd);
   L.fd = -1;
-  L.state = LANE_NONE;
+  L.state = state;
+}
+
+void rrto_lane_reset(void) {
+  shut(LANE_NONE);
   L.seq = L.settled = 0;
   L.deferred = 0;
 }
@@ -129,9 +134,7 @@ static int lose(const char *what) {
   char why[256];
   snprintf(why, sizeof why, "the replay lane to the rrto server at %s:%s %s", L.host, L.port,
            what);
-  close(L.fd);
-  L.fd = -1;
-  L.state = LANE_LOST;
+  shut(LANE_LOST);
   uint64_t note[8] = {0, 0, 0, RRTO_NOTE_LOST, 0, L.bytes_up, L.bytes_down, 0};
   rrto_xfer_locked(RRTO_OP_REPLAY_NOTE, RRTO_F_NOREPLY, note, 8, why, strlen(why), NULL);
   rrto_log("%s; CUDA calls now fail with error %d. Check that the server runs and the "
@@ -237,11 +240,7 @@ int rrto_lane_run(const uint64_t *args, const void *data, size_t len, int wait,
   int err = take_error(rep->err, msg, sizeof msg);
   if (err && msg[0]) rrto_log("%s", msg);
   struct rrto_reply answer = {0};   /* the note's: mode, a withdrawn table, a lost session */
-  if (noted && rrto_recv_locked(&answer)) {
-    close(L.fd);                    /* the client node gave the session up */
-    L.fd = -1;
-    L.state = LANE_LOST;
-  }
+  if (noted && rrto_recv_locked(&answer)) shut(LANE_LOST);   /* the node gave it up */
   return err;
 }
 
