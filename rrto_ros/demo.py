@@ -92,16 +92,30 @@ class Child:
     def running(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> Optional[int]:
-        """SIGINT (a node's Ctrl-C), then SIGTERM, then SIGKILL."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S,
+             hurry: Callable[[], bool] = lambda: False) -> Optional[int]:
+        """SIGINT (a node's Ctrl-C), then SIGTERM, then SIGKILL, each to the child's whole
+        process group (it runs in a session of its own); straight to SIGKILL once ``hurry()``
+        (the user pressed Ctrl-C again)."""
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             if self.proc.poll() is not None:
                 break
+            if hurry() and sig != signal.SIGKILL:
+                continue
             try:
-                self.proc.send_signal(sig)
-                self.proc.wait(timeout if sig != signal.SIGKILL else 5)
-            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + (timeout if sig != signal.SIGKILL else 5)
+            while self.proc.poll() is None and time.monotonic() < deadline and \
+                    (sig == signal.SIGKILL or not hurry()):
+                time.sleep(0.02)
+            if self.proc.poll() is None and sig != signal.SIGKILL and not hurry():
                 print(f'demo: {self.tag} did not stop on {sig.name}', flush=True)
+        try:   # whatever the child left in its group (a grandchild) goes with it
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         self._reader.join(2)
         return self.proc.poll()
 
@@ -199,6 +213,11 @@ class Demo:
         self.monitor: Optional[Monitor] = None
         self.app_lines: List[Tuple[float, str]] = []
         self._phases: Dict[str, str] = {}
+        self._session: Optional[str] = None     # the app's session, as the client names it
+        self._replay_told = False
+        self._hurry = False                     # Ctrl-C during the clean-up: no more waiting
+        self.interrupted = False
+        self.started = time.monotonic()
         self.env = dict(os.environ)
         # One machine: keep discovery on loopback unless the user chose otherwise.
         self.env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -257,32 +276,52 @@ class Demo:
 
         t0 = time.monotonic()
         app = self._start('app', robot.programs()[0], self._on_app_line, tty=True)
-        session = self._follow(app, [server, client])
+        try:
+            self._follow(app, [server, client])
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._hurry_on_signals()
+            print('demo: interrupted; stopping the workload, then the nodes (Ctrl-C again '
+                  'stops everything at once)', flush=True)
+            app.stop(hurry=self.hurrying)
         wall = time.monotonic() - t0
 
-        final = self._final_stats(session)
-        client_rc = client.stop()
+        final = self._final_stats(self._session)
+        client_rc = client.stop(hurry=self.hurrying)
         left = self._server_sessions_left()
-        server_rc = server.stop()
+        server_rc = server.stop(hurry=self.hurrying)
         return self._summary(app, final, wall, backend, left, client_rc, server_rc)
+
+    # --------------------------------------------------------------- signals
+    def _hurry_on_signals(self) -> None:
+        """From now on Ctrl-C and SIGTERM do not interrupt the clean-up: they make it skip
+        the graceful waits (every child still gets SIGKILL)."""
+        def hurry(signum: int, frame: Any) -> None:
+            if not self._hurry:
+                print('demo: stopping every process now', flush=True)
+            self._hurry = True
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, hurry)
+
+    def hurrying(self) -> bool:
+        return self._hurry
 
     def _on_app_line(self, line: str) -> None:
         if line.startswith('infer '):
             self.app_lines.append((time.monotonic(), line))
 
-    def _follow(self, app: Child, nodes: List[Child]) -> Optional[str]:
-        """Until the app exits: print session phase changes; return the app's session."""
+    def _follow(self, app: Child, nodes: List[Child]) -> None:
+        """Until the app exits: print session phase changes; note the app's session."""
         assert self.monitor is not None
         deadline = time.monotonic() + self.a.timeout
-        mine: Optional[str] = None
         while True:
             done = not app.running()
             for label, s in self.monitor.sessions(CLIENT_NODE).items():
                 if s.get('pid') == str(app.proc.pid):
-                    mine = label
+                    self._session = label
                     self._report_phase(label, s)
             if done:
-                return mine
+                return
             _check_running(nodes, 'node', 'during the run')
             if time.monotonic() > deadline:
                 raise DemoError(f'the workload did not finish within {self.a.timeout:.0f} s '
@@ -297,25 +336,30 @@ class Demo:
         if phase == was:
             return
         self._phases[label] = phase
-        done = s.get('inferences') or str(len(self.app_lines))
+        if phase == 'replaying' and not self._replay_told and _replay_start(s):
+            self._replay_told = True    # once, counted where the client node counts it
+            when = f'from inference {_replay_start(s)} on'
+        else:
+            when = f'after {s.get("inferences") or len(self.app_lines)} inferences'
         print(f'demo: session {label}: ' +
               (f'phase {was} -> {phase}' if was else f'opened, phase {phase}') +
-              f' (after {done} inferences)', flush=True)
+              f' ({when})', flush=True)
 
     def _final_stats(self, label: Optional[str]) -> Dict[str, str]:
         """The session's last status, once the client node reports it ended."""
         assert self.monitor is not None
         deadline = time.monotonic() + FINAL_STATS_TIMEOUT_S
         last: Dict[str, str] = {}
-        while time.monotonic() < deadline:
+        while True:   # once at least: in a hurry, the latest status is what there is
             for lbl, s in self.monitor.sessions(CLIENT_NODE).items():
                 if label is None or lbl == label:
                     last = s
                     if s.get('state') in ('ended', 'lost'):
                         self._report_phase(lbl, s)
                         return s
+            if time.monotonic() > deadline or self._hurry:
+                return last
             time.sleep(0.1)
-        return last
 
     def _server_sessions_left(self) -> str:
         """Sessions the server still holds once the client node has stopped."""
@@ -323,7 +367,7 @@ class Demo:
         self.monitor.clear()
         deadline = time.monotonic() + 4.0
         status: Optional[Dict[str, str]] = None
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self._hurry:
             status = self.monitor.get(f'{SERVER_NODE}: server')
             if status is not None and status.get('sessions') == '0':
                 break
@@ -345,37 +389,63 @@ class Demo:
         if latency is None and len(self.app_lines) > 2:
             gaps = [b[0] - a[0] for a, b in zip(self.app_lines, self.app_lines[1:])]
             latency, source = 1000 * statistics.median(gaps), "app's output"
-        since = s.get('replay_started_at') or ''
         clean = client_rc == 0 and server_rc == 0 and left == '0'
-        print('demo summary:')
+        print('demo summary' + (' (interrupted: the run so far)' if self.interrupted else '')
+              + ':')
         print(f'  backend                  {backend} (server node), mode {self.a.mode} '
               '(client node)')
         print(f'  inferences               {inferences} of {n}' +
               (f' ({seen} counted by the client node)' if seen else ''))
-        print(f'  results correct          {"yes" if correct else "NO"} (app exit code {rc}'
-              f'{", PASS printed" if passed else ", no PASS line"})')
+        if self.interrupted:
+            print('  results correct          not known (interrupted before the app checked '
+                  'its results)')
+        else:
+            print(f'  results correct          {"yes" if correct else "NO"} (app exit code {rc}'
+                  f'{", PASS printed" if passed else ", no PASS line"})')
         total = f'{brt} in all = {overall} per inference'
         print('  blocking round trips     ' + (
             f'{now} per inference at the end (median of last {RECENT}); {total}'
             if now != '?' else f'{total} (set-up included)'))
         shown = f'{latency:.2f} ms p50' if latency is not None else '?'
-        print(f'  latency per inference    {shown} (from the {source})')
-        print(f'  phase at the end         {s.get("phase", "?")}' +
-              (f' (replaying from inference {since} on)' if since else '') +
+        what = ('; on emu this is the CPU stand-in running the kernels in NumPy, not an '
+                'offload cost: use a GPU for that') if backend == 'emu' else ''
+        print(f'  latency per inference    {shown} (from the {source}{what})')
+        phase = s.get('last_inference_phase') or s.get('phase', '?')
+        start = _replay_start(s)
+        print(f'  phase at the end         {phase} at the last inference' +
+              (f' (replaying from inference {start} on)' if start else '') +
               f', divergences {s.get("divergences", "?")}, errors {s.get("errors", "?")}')
+        print(f'  requests                 {s.get("agent_calls", "?")} from the app to the '
+              f'client node, {s.get("forwarded_calls", "?")} from the client node to the '
+              f'server ({s.get("lane_requests", "0")} of them on the replay lane)')
         print(f'  traffic                  {s.get("bytes_up", "?")} bytes up, '
               f'{s.get("bytes_down", "?")} bytes down')
-        print(f'  wall time                {wall:.2f} s')
+        print(f'  wall time                {time.monotonic() - self.started:.2f} s in all '
+              f'(nodes started and stopped), the workload {wall:.2f} s')
         print(f'  clean shutdown           {"yes" if clean else "NO"} (server sessions left: '
-              f'{left}, node exit codes: client {client_rc}, server {server_rc})')
+              f'{left}, node exit codes: client {client_rc}, server {server_rc}' +
+              ('; stopped at once on a second Ctrl-C' if self._hurry else '') + ')')
+        if self.interrupted:
+            return 130
         return 0 if correct and clean and inferences == n else 1
 
     def close(self) -> None:
+        self._hurry_on_signals()
         for c in reversed(self.children):       # app, then client, then server
-            c.stop()
+            c.stop(hurry=self.hurrying)
         if self.monitor is not None:
             self.monitor.close()
         self.tmp.cleanup()
+
+
+def _replay_start(s: Dict[str, str]) -> Optional[int]:
+    """The first replayed inference (1-based), from the client node's count of the
+    inferences done before it; None before replay started."""
+    try:
+        done = int(s.get('replay_started_at') or -1)
+    except ValueError:
+        return None
+    return done + 1 if done >= 0 else None
 
 
 def _number(text: Optional[str]) -> Optional[float]:
@@ -423,7 +493,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (DemoError, PlanError) as e:
         print(f'demo: {e}', file=sys.stderr, flush=True)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:   # before the workload ran: nothing to summarise
         print('demo: interrupted; stopping the nodes and the workload', flush=True)
         return 130
     finally:

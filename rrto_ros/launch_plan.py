@@ -80,8 +80,8 @@ EDGE_ARGUMENTS: Tuple[LaunchArgument, ...] = (
                    'config/edge.yaml of this package).'),
     LaunchArgument('port', '', 'TCP port to listen on (default: from bind_endpoint in the '
                    'params file).'),
-    LaunchArgument('backend', '', 'cuda or emu (default: from the params file, else cuda '
-                   'when a GPU is found).'),
+    LaunchArgument('backend', '', 'auto, cuda or emu (default: from the params file; auto '
+                   'takes cuda when a GPU is usable, else emu, and the node logs why).'),
 )
 
 
@@ -211,12 +211,11 @@ def _side_params(params_file: str, node: str, overrides: Optional[Mapping[str, A
 
 
 def _check_names(node: str, names: Sequence[str], where: str) -> None:
-    from rrto_ros.nodes.params import names as spec_names, NODE_PARAMS
+    from rrto_ros.nodes.params import names as spec_names, NODE_PARAMS, unknown_names_message
     known = spec_names(NODE_PARAMS[node])
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise PlanError(f'{where}: {node} has no parameter {", ".join(unknown)} (it has: '
-                        f'{", ".join(known)})')
+        raise PlanError(f'{where}: {unknown_names_message(node, unknown, known)}')
 
 
 # ----------------------------------------------------------------- endpoints
@@ -326,8 +325,8 @@ def edge_plan(params_file: Optional[str] = None, port: Union[str, int] = '',
         base = overrides.get('bind_endpoint', server.get('bind_endpoint', 'tcp://*:5555'))
         overrides['bind_endpoint'] = with_host_port(base, '', port)
     if backend:
-        if backend not in ('cuda', 'emu'):
-            raise PlanError(f'backend must be cuda or emu, not {backend!r}')
+        if backend not in ('auto', 'cuda', 'emu'):
+            raise PlanError(f'backend must be auto, cuda or emu, not {backend!r}')
         overrides['backend'] = backend
     return Plan('edge', [Process(SERVER_NODE, SERVER_EXECUTABLE, params_file=params_file,
                                  parameters=overrides, namespace=namespace)])

@@ -59,6 +59,8 @@ def test_server_dies_mid_run_app_gets_errors_not_a_hang(interposer, examples_dir
     assert proc.returncode != 0
     assert elapsed < 15
     assert says in err
+    # The app's log names the error it now gets (not a bare number).
+    assert 'now fail with cudaErrorDevicesUnavailable (46)' in err, err
     assert session['state'] == 'lost'
 
 
@@ -74,6 +76,9 @@ def test_trace_mode_prints_call_histogram(interposer, examples_dir, tmp_path):
     assert int(rows['__cudaRegisterFunction']) >= 1
     assert 'CUDA runtime call' in r.stderr and '__cudaRegisterFunction' in r.stderr
     assert '[rrto] no rrto client' not in r.stderr   # trace mode never connects
+    from rrto_ros.server.backend import probe_gpu
+    no_gpu = '[rrto] rrto-trace: no GPU to trace on here' in r.stderr
+    assert no_gpu != probe_gpu().ok, r.stderr   # said exactly where there is no GPU
 
 
 def test_client_cli_refuses_a_bad_lane_endpoint():

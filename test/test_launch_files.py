@@ -11,7 +11,7 @@ import importlib.util
 import pathlib
 import sys
 import types
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import pytest
 from test_launch_plan import console_scripts
@@ -111,8 +111,7 @@ def _processes(result: Dict[str, Any]) -> List[Dict[str, Any]]:
     return [a.kwargs for a in result['actions'] if type(a).__name__ == 'ExecuteProcess']
 
 
-def _check_node_parameters(side: str, node: Dict[str, Any],
-                           allowed_outside_yaml: Optional[set] = None) -> None:
+def _check_node_parameters(side: str, node: Dict[str, Any]) -> None:
     """Every parameter passed is in the YAML (or a documented override) and declared."""
     declared = set(names(NODE_PARAMS[NODE_OF[side]]))
     files = [p for p in node['parameters'] if isinstance(p, str)]
@@ -121,7 +120,7 @@ def _check_node_parameters(side: str, node: Dict[str, Any],
     assert in_yaml <= declared
     for extra in (p for p in node['parameters'] if isinstance(p, dict)):
         assert set(extra) <= declared
-        assert set(extra) <= in_yaml | (allowed_outside_yaml or set())
+        assert set(extra) <= in_yaml
 
 
 @pytest.mark.parametrize('side', ['robot', 'edge'])
@@ -173,9 +172,7 @@ def test_edge_launch_starts_server_node(monkeypatch):
     assert _processes(r) == []
     r = run_launch_file('edge', monkeypatch, port='6100', backend='emu')
     (node,) = _nodes(r)
-    # backend is documented (commented out) in edge.yaml: unset means "cuda if a GPU".
-    assert '# backend:' in YAML['edge'].read_text()
-    _check_node_parameters('edge', node, allowed_outside_yaml={'backend'})
+    _check_node_parameters('edge', node)
     assert node['parameters'][1] == {'bind_endpoint': 'tcp://*:6100', 'backend': 'emu'}
 
 

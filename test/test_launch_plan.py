@@ -39,11 +39,10 @@ def test_yaml_files_carry_only_declared_parameters():
     for path, node in ((ROBOT_YAML, CLIENT_NODE), (EDGE_YAML, SERVER_NODE)):
         params = load_params(str(path))
         assert set(params[node]) <= set(names(NODE_PARAMS[node])), path
-    # Every client parameter is in robot.yaml, so the file documents them all; backend is
-    # left out of edge.yaml on purpose (default: cuda when a GPU is found).
+    # Every parameter is in its side's file, so the files document them all.
     assert set(load_params(str(ROBOT_YAML))[CLIENT_NODE]) == set(names(CLIENT_PARAMS))
-    assert set(load_params(str(EDGE_YAML))[SERVER_NODE]) == set(names(SERVER_PARAMS)) - {
-        'backend'}
+    assert set(load_params(str(EDGE_YAML))[SERVER_NODE]) == set(names(SERVER_PARAMS))
+    assert load_params(str(EDGE_YAML))[SERVER_NODE]['backend'] == 'auto'
 
 
 def test_node_executables_are_console_scripts_of_their_modules():
@@ -102,7 +101,7 @@ def test_edge_plan(tmp_path):
 
 
 @pytest.mark.parametrize('call, message', [
-    (lambda: edge_plan(backend='tpu'), 'backend must be cuda or emu'),
+    (lambda: edge_plan(backend='tpu'), 'backend must be auto, cuda or emu'),
     (lambda: edge_plan(overrides={'bogus': 1}), 'has no parameter bogus'),
     (lambda: robot_plan(server_port='http'), "port 'http' is not a TCP port"),
     (lambda: robot_plan(use_rrto='maybe'), 'expected true or false'),

@@ -15,27 +15,56 @@ from rrto_ros.client.config import MODES
 from rrto_ros.client.core import ClientCore
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def parser() -> argparse.ArgumentParser:
     d = ClientConfig()
-    ap = argparse.ArgumentParser(description='Forward the CUDA calls of local apps (run with '
-                                 'LD_PRELOAD=librrto_cuda.so) to an rrto server.')
-    ap.add_argument('--server', default=d.server_endpoint, help='server ZeroMQ endpoint')
-    ap.add_argument('--agent-socket', default=d.agent_socket, help='local socket for apps')
-    ap.add_argument('--mode', choices=MODES, default=d.mode)
-    ap.add_argument('--connect-timeout', type=float, default=d.connect_timeout_s)
-    ap.add_argument('--server-timeout', type=float, default=d.server_timeout_s)
+    ap = argparse.ArgumentParser(
+        description='Forward the CUDA calls of local apps (started with '
+        'LD_PRELOAD=$(rrto-lib) and RRTO_AGENT_SOCKET pointing here) to an rrto server. The '
+        'ROS 2 node rrto_client_node does the same with ROS parameters.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument('--server', default=d.server_endpoint,
+                    help="the rrto server's ZeroMQ endpoint, tcp://HOST:PORT")
+    ap.add_argument('--agent-socket', default=d.agent_socket,
+                    help='local socket apps connect to (their RRTO_AGENT_SOCKET)')
+    ap.add_argument('--mode', choices=MODES, default=d.mode,
+                    help='rpc: every call waits; pipelined: calls whose result the app does '
+                    'not need are sent without waiting; replay: record, then one round trip '
+                    'per inference')
+    ap.add_argument('--record-window', type=int, default=d.record_window,
+                    help='repetitions of the inference sequence seen before it is replayed')
+    ap.add_argument('--connect-timeout', type=float, default=d.connect_timeout_s,
+                    help='seconds to wait for the server at session start')
+    ap.add_argument('--server-timeout', type=float, default=d.server_timeout_s,
+                    help='seconds without an answer after which the server counts as lost '
+                    '(CUDA calls then fail with cudaErrorDevicesUnavailable)')
+    ap.add_argument('--heartbeat', type=float, default=d.heartbeat_s,
+                    help='seconds between heartbeats to the server while apps are idle')
+    ap.add_argument('--curve-secret-key-file', default=d.curve_secret_key_file,
+                    help="this client's CURVE certificate (zmq.auth secret key file); empty: "
+                    'no encryption')
+    ap.add_argument('--curve-server-key-file', default=d.curve_server_key_file,
+                    help="the server's CURVE public key file (with --curve-secret-key-file)")
     ap.add_argument('--no-replay-lane', action='store_true',
                     help="replays through this client, not on the server's replay lane")
     ap.add_argument('--lane-endpoint', default=d.lane_endpoint,
                     help="tcp://HOST:PORT where apps reach the server's replay lane (default: "
                          "the server's host, the port it announces)")
-    ap.add_argument('--log-level', default='INFO')
-    a = ap.parse_args(argv)
-    logging.basicConfig(level=a.log_level.upper(), format='[rrto-client] %(message)s')
+    ap.add_argument('--log-level', default='INFO',
+                    choices=('DEBUG', 'INFO', 'WARNING', 'ERROR'), type=str.upper,
+                    help='how much to log')
+    return ap
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    a = parser().parse_args(argv)
+    logging.basicConfig(level=a.log_level, format='[rrto-client] %(message)s')
     try:
-        core = ClientCore(ClientConfig(a.server, a.agent_socket, a.mode, a.connect_timeout,
-                                       a.server_timeout, replay_lane=not a.no_replay_lane,
-                                       lane_endpoint=a.lane_endpoint)).start()
+        core = ClientCore(ClientConfig(
+            a.server, a.agent_socket, a.mode, a.connect_timeout, a.server_timeout,
+            heartbeat_s=a.heartbeat, record_window=a.record_window,
+            curve_secret_key_file=a.curve_secret_key_file,
+            curve_server_key_file=a.curve_server_key_file,
+            replay_lane=not a.no_replay_lane, lane_endpoint=a.lane_endpoint)).start()
     except (ValueError, RuntimeError, OSError) as e:
         logging.error('cannot start: %s', e)
         return 2

@@ -9,31 +9,56 @@ import signal
 import sys
 from typing import List, Optional
 
-from rrto_ros.server.server import default_backend
+from rrto_ros.server.backend import BackendUnavailable, choose_backend
 from rrto_ros.server.server import default_cache_dir
 from rrto_ros.server.server import Server
 from rrto_ros.server.server import ServerConfig
+from rrto_ros.server.server import ServerStartError
+
+_DEFAULTS = ServerConfig()
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        description='Serve the CUDA work of rrto clients (robots) on this machine: on its GPU '
+        '(backend cuda) or on a CPU stand-in (emu). The ROS 2 node rrto_server_node does '
+        'the same with ROS parameters.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument('--bind', default=_DEFAULTS.bind_endpoint,
+                    help='ZeroMQ endpoint to listen on for client nodes: tcp://*:PORT (every '
+                    'interface) or tcp://ADDRESS:PORT')
+    ap.add_argument('--backend', choices=('auto', 'cuda', 'emu'), default='auto',
+                    help='cuda: this GPU (needs cuda-python and a driver); emu: CPU stand-in; '
+                    'auto: cuda when a GPU is usable, else emu (the log says why)')
+    ap.add_argument('--device', type=int, default=_DEFAULTS.device, help='CUDA device index')
+    ap.add_argument('--cache-dir', default=default_cache_dir(),
+                    help="disk cache of shipped fatbins ('' for memory only)")
+    ap.add_argument('--max-sessions', type=int, default=_DEFAULTS.max_sessions,
+                    help='most app sessions served at once; more are refused')
+    ap.add_argument('--session-timeout', type=float, default=_DEFAULTS.session_timeout_s,
+                    help='seconds without a message after which a session is dropped')
+    ap.add_argument('--curve-secret-key-file', default='',
+                    help="the server's CURVE certificate (zmq.auth secret key file); empty: "
+                    'no encryption')
+    ap.add_argument('--lane-port', type=int, default=_DEFAULTS.lane_port,
+                    help='TCP port of the replay lane (0: any free one, -1: no lane)')
+    ap.add_argument('--log-level', default='INFO',
+                    choices=('DEBUG', 'INFO', 'WARNING', 'ERROR'), type=str.upper,
+                    help='how much to log')
+    return ap
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description='Serve CUDA work of rrto clients on this GPU.')
-    ap.add_argument('--bind', default='tcp://*:5555', help='ZeroMQ endpoint to listen on')
-    ap.add_argument('--backend', choices=('auto', 'cuda', 'emu'), default='auto',
-                    help='cuda: this GPU; emu: CPU stand-in; auto: cuda when a GPU is found')
-    ap.add_argument('--device', type=int, default=0, help='CUDA device index')
-    ap.add_argument('--cache-dir', default=default_cache_dir(),
-                    help="fatbin cache directory ('' for memory only)")
-    ap.add_argument('--max-sessions', type=int, default=16)
-    ap.add_argument('--lane-port', type=int, default=0,
-                    help='TCP port of the replay lane (0: any free one, -1: no lane)')
-    ap.add_argument('--log-level', default='INFO')
-    a = ap.parse_args(argv)
-    logging.basicConfig(level=a.log_level.upper(), format='[rrto-server] %(message)s')
-    backend = default_backend() if a.backend == 'auto' else a.backend
+    a = parser().parse_args(argv)
+    logging.basicConfig(level=a.log_level, format='[rrto-server] %(message)s')
     try:
+        backend, why = choose_backend(a.backend, a.device)
+        logging.info('backend %s: %s', backend, why)
         server = Server(ServerConfig(a.bind, backend, a.device, a.cache_dir or None,
-                                     a.max_sessions, lane_port=a.lane_port))
-    except (ValueError, OSError) as e:
+                                     a.max_sessions, session_timeout_s=a.session_timeout,
+                                     curve_secret_key_file=a.curve_secret_key_file,
+                                     lane_port=a.lane_port))
+    except (BackendUnavailable, ServerStartError, ValueError, OSError) as e:
         logging.error('cannot start: %s', e)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: server.stop())

@@ -40,15 +40,32 @@ def format_histogram(counts: Dict[str, int], top: int = 40) -> str:
     return '\n'.join(out)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] + '...')
-    ap.add_argument('--top', type=int, default=40)
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        description="Run an app on this machine's GPU (no offloading) with the interposer "
+        'in pass-through mode and print which CUDA runtime functions it calls, how often '
+        "(the paper's Table II). The app must link the CUDA runtime dynamically.",
+        epilog='example: rrto-trace --top 20 -- python3 infer.py --camera 0',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument('--top', type=int, default=40, help='functions listed, most called first')
     ap.add_argument('--out', help='also write the counts as "name<TAB>count" lines here')
-    ap.add_argument('command', nargs=argparse.REMAINDER)
+    ap.add_argument('command', nargs=argparse.REMAINDER,
+                    help='the app and its arguments, after --')
+    return ap
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = parser()
     a = ap.parse_args(argv)
     cmd = a.command[1:] if a.command[:1] == ['--'] else a.command
     if not cmd:
         ap.error('give the app to trace after --, e.g. rrto-trace -- python3 app.py')
+    from rrto_ros.server.backend import probe_gpu
+    gpu = probe_gpu()
+    if not gpu.ok:
+        print(f"[rrto] rrto-trace: no GPU to trace on here: {gpu.reason}. The app's CUDA "
+              'calls will fail at the first one that needs the GPU; run rrto-trace where '
+              'the app normally runs on a local GPU.', file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         path = a.out or os.path.join(tmp, 'counts.tsv')
         if os.path.exists(path):

@@ -129,9 +129,10 @@ class ClientCore:
                 log.debug('a connection closed before saying hello')
                 return
             self.finished.append(session.snapshot())
-        log.info('session %s ended: %d calls, %d forwarded, %d blocking round trips',
-                 session.label, session.stats.agent_calls, session.stats.forwarded_calls,
-                 session.stats.blocking_round_trips)
+        log.info('session %s ended: %d messages from the app, %d requests to the server '
+                 '(%d on the replay lane), %d blocking round trips', session.label,
+                 session.stats.agent_calls, session.stats.forwarded_calls,
+                 session.stats.lane_requests, session.stats.blocking_round_trips)
 
 
 def _remove_stale_socket(path: str) -> None:

@@ -50,6 +50,7 @@ class ClientReplay:
         self.divergences = 0      # inferences that changed in the middle
         self.departures = 0       # non-matching calls between inferences
         self.inferences = 0
+        self.last_inference_replayed = False   # how the latest inference ran
         self.last_output_t: Optional[float] = None
         self.latencies_s: List[float] = []
         self._ids = itertools.count(1)
@@ -73,21 +74,31 @@ class ClientReplay:
             return 'forwarding'
         return 'replaying' if self.active else 'recording'
 
+    def last_inference_phase(self, mode: str) -> str:
+        """The phase the latest inference ran in ('' before the first): unlike phase(), not
+        changed by what the app does after it, e.g. its teardown leaving the sequence."""
+        if not self.inferences:
+            return ''
+        if self.last_inference_replayed:
+            return 'replaying'
+        return 'recording' if mode == 'replay' else 'forwarding'
+
     # ----------------------------------------------------------- forwarding phase
     def observe(self, op: Op, args: Sequence[int], data: bytes, res: Sequence[int] = (),
                 err: int = 0) -> None:
         if op not in NOT_RECORDED:
             self._add(make_call(op, args, data, res, err))
         if op == Op.MEMCPY_DTOH:
-            self._output_done()
+            self._output_done(replayed=False)
 
     def _add(self, call: Call) -> None:
         self.recorder.add(call)
         self._tail.append(call.key())
 
-    def _output_done(self) -> None:
+    def _output_done(self, replayed: bool) -> None:
         now = time.monotonic()
         self.inferences += 1
+        self.last_inference_replayed = replayed
         rt = self._round_trips()
         self.round_trips_per_inference.append(rt - self._rt_mark)
         del self.round_trips_per_inference[:-1000]
@@ -132,7 +143,7 @@ class ClientReplay:
         calls = self.sequences.get(seq_id, ())
         for c in calls[start:end]:
             if c.op == 'MEMCPY_DTOH':
-                self._output_done()
+                self._output_done(replayed=True)
 
     def diverged(self, seq_id: int, pos: int) -> None:
         """The app's call did not match the table: replay ended at call ``pos``."""

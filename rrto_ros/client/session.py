@@ -55,6 +55,7 @@ class SessionStats:
     departures: int = 0                 # non-matching calls between inferences
     latency_ms_p50: float = 0.0
     replay_started_at: int = -1         # inferences done before the first replay
+    last_inference_phase: str = ''      # the phase the latest inference ran in
     round_trips_per_inference: tuple = ()   # recent inferences, blocking round trips each
 
 
@@ -101,6 +102,9 @@ class ClientSession:
                 elif self._open and not self.lost and \
                         time.monotonic() - self.uplink.last_sent > self.config.heartbeat_s:
                     self.uplink.ping()   # keeps the server session alive while the app idles
+        except ConnectionResetError:
+            log.info('session %s: the app closed its connection in the middle of its work (it '
+                     'ended or was killed)', self.label)
         except (wire.WireError, ConnectionError, OSError) as e:
             if not isinstance(e, wire.WireError) or str(e) != 'connection closed':
                 log.warning('session %s: connection to the app broke: %s', self.label, e)
@@ -136,6 +140,7 @@ class ClientSession:
         self.stats.mode = self.mode
         r = self.replay
         self.stats.phase = r.phase(self.mode)
+        self.stats.last_inference_phase = r.last_inference_phase(self.mode)
         self.stats.inferences = r.inferences
         self.stats.divergences = r.divergences
         self.stats.departures = r.departures
@@ -201,8 +206,9 @@ class ClientSession:
                 self._reply(ops.CUDA_ERROR_DEVICES_UNAVAILABLE, message=self._untold())
 
     def _lose(self, e: ServerLost) -> None:
-        self.lost = (f'{e}; CUDA calls of this process fail from now on. Check that the '
-                     'server runs and the network is up, then restart the app.')
+        self.lost = (f'{e}; CUDA calls of this process now fail with '
+                     f'cudaErrorDevicesUnavailable ({ops.CUDA_ERROR_DEVICES_UNAVAILABLE}). '
+                     'Check that the server runs and the network is up, then restart the app.')
         self.stats.state = 'lost'
         log.error('session %s: %s', self.label, self.lost)
 

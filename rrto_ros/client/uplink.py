@@ -89,7 +89,7 @@ class Uplink:
                                  'address, server down, or CURVE keys that do not match)'
                                  ) from None
             self.sock.send_multipart(parts, zmq.NOBLOCK, copy=copy)
-        self.stats.requests += op != PING
+        self.stats.requests += op not in (PING, ops.Op.BYE)   # as the server counts them
         self.stats.bytes_up += total_size(parts[1:], parts[0])
         self.last_sent = time.monotonic()
         if op == PING:

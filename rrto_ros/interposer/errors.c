@@ -57,8 +57,40 @@ const char *cudaGetErrorString(cudaError_t error) {
   return s ? s : "unknown CUDA error (rrto: the local CUDA runtime has no string table)";
 }
 
+/* The names of the errors the interposer returns itself (its log lines name them without
+ * a local CUDA runtime); NULL for any other code. */
+const char *rrto_error_name(int err) {
+#define RRTO_NAME(e) \
+  case e:            \
+    return #e;
+  switch (err) {
+    RRTO_NAME(cudaSuccess)
+    RRTO_NAME(cudaErrorInvalidValue)
+    RRTO_NAME(cudaErrorMemoryAllocation)
+    RRTO_NAME(cudaErrorInvalidConfiguration)
+    RRTO_NAME(cudaErrorInvalidMemcpyDirection)
+    RRTO_NAME(cudaErrorMissingConfiguration)
+    RRTO_NAME(cudaErrorDevicesUnavailable)
+    RRTO_NAME(cudaErrorNoDevice)
+    RRTO_NAME(cudaErrorInvalidDevice)
+    RRTO_NAME(cudaErrorInvalidKernelImage)
+    RRTO_NAME(cudaErrorInvalidSymbol)
+    RRTO_NAME(cudaErrorInvalidDeviceFunction)
+    RRTO_NAME(cudaErrorInvalidResourceHandle)
+    RRTO_NAME(cudaErrorNotReady)
+    RRTO_NAME(cudaErrorIllegalAddress)
+    RRTO_NAME(cudaErrorLaunchFailure)
+    RRTO_NAME(cudaErrorNotSupported)
+    RRTO_NAME(cudaErrorUnknown)
+    default:
+      return NULL;
+  }
+#undef RRTO_NAME
+}
+
 const char *cudaGetErrorName(cudaError_t error) {
   RRTO_ENTER(cudaGetErrorName, error);
   const char *s = real_string("cudaGetErrorName", error);
+  if (!s) s = rrto_error_name(error);
   return s ? s : "cudaErrorUnknown";
 }

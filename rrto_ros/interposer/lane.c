@@ -137,8 +137,9 @@ static int lose(const char *what) {
   shut(LANE_LOST);
   uint64_t note[8] = {0, 0, 0, RRTO_NOTE_LOST, 0, L.bytes_up, L.bytes_down, 0};
   rrto_xfer_locked(RRTO_OP_REPLAY_NOTE, RRTO_F_NOREPLY, note, 8, why, strlen(why), NULL);
-  rrto_log("%s; CUDA calls now fail with error %d. Check that the server runs and the "
-           "network is up, then restart the app.", why, cudaErrorDevicesUnavailable);
+  rrto_log("%s; CUDA calls now fail with cudaErrorDevicesUnavailable (%d). Check that the "
+           "server runs and the network is up, then restart the app.", why,
+           cudaErrorDevicesUnavailable);
   return cudaErrorDevicesUnavailable;
 }
 

@@ -89,6 +89,7 @@ void rrto_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* --- errors.c: CUDA's last-error semantics, answered locally --- */
 cudaError_t rrto_ret(int err);
+const char *rrto_error_name(int err); /* e.g. "cudaErrorDevicesUnavailable"; NULL: unknown */
 
 #pragma GCC visibility pop
 

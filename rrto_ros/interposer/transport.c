@@ -140,8 +140,9 @@ static void mark_dead(int err, const char *why) {
   g_dead_err = err;
   rrto_replay_drop();
   rrto_lane_reset();
-  rrto_log("%s; CUDA calls now fail with error %d. Check the rrto client node's log.", why,
-           err);
+  const char *name = rrto_error_name(err);
+  rrto_log("%s; CUDA calls now fail with %s (%d). Check the rrto client node's log.", why,
+           name ? name : "CUDA error", err);
 }
 
 /* Connects and says hello; called with the lock held. */

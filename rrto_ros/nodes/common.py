@@ -17,7 +17,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
-from rrto_ros.nodes.params import ParamSpec
+from rrto_ros.nodes.params import names, ParamSpec, unknown_names_message
 from rrto_ros.nodes.status import StatusRecord
 
 DIAGNOSTICS_TOPIC = '/diagnostics'
@@ -57,13 +57,21 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
 
 
 def declare_parameters(node: Node, specs: Iterable[ParamSpec]) -> None:
-    """Declare each parameter; a bad value from a params file becomes a NodeStartError."""
+    """Declare each parameter; a bad value from a params file becomes a NodeStartError, a
+    name the node does not have (a typo: rclpy ignores it) a warning naming the closest."""
+    specs = tuple(specs)
     for spec in specs:
         try:
             node.declare_parameter(spec.name, spec.default_value(), descriptor(spec))
         except Exception as e:  # rclpy raises several types for type and range failures
             raise NodeStartError(f'parameter {spec.name}: {e}. Fix it in the params file or '
                                  'the launch arguments.') from e
+    given = getattr(node, '_parameter_overrides', {})   # params files and -p, as rclpy read them
+    unknown = sorted(n for n in given if not node.has_parameter(n))
+    if unknown:
+        log(node, logging.WARNING,
+            f'ignored: {unknown_names_message(node.get_name(), unknown, names(specs))}. '
+            'Fix the name in the params file or the launch arguments.')
 
 
 def to_message(node: Node, records: Sequence[StatusRecord]) -> DiagnosticArray:

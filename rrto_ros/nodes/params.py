@@ -10,7 +10,8 @@ so a node started without a params file behaves like the ROS-free CLI.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+import difflib
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from rrto_ros.client.config import ClientConfig, MODES
 from rrto_ros.server.server import ServerConfig
@@ -94,19 +95,15 @@ CLIENT_PARAMS: Tuple[ParamSpec, ...] = (
 )
 
 
-def _default_backend() -> str:
-    from rrto_ros.server.server import default_backend
-    return default_backend()
-
-
 SERVER_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('bind_endpoint', _SERVER.bind_endpoint,
               'ZeroMQ endpoint to listen on for rrto client nodes, e.g. tcp://*:5555.'
               + _RESTART, read_only=True, constraints='tcp://*:PORT, tcp://ADDR:PORT'),
-    ParamSpec('backend', _default_backend,
-              'Where CUDA work runs: cuda (this GPU, via cuda-python) or emu (a CPU '
-              'stand-in for machines without a GPU). Default: cuda when a GPU is found.'
-              + _RESTART, read_only=True, constraints='cuda or emu'),
+    ParamSpec('backend', 'auto',
+              'Where CUDA work runs: cuda (this GPU, via cuda-python), emu (a CPU stand-in '
+              'for machines without a GPU) or auto (cuda when a GPU is usable here, else '
+              'emu; the log says why).' + _RESTART, read_only=True,
+              constraints='auto, cuda or emu'),
     ParamSpec('device', _SERVER.device, 'CUDA device index for the cuda backend.' + _RESTART,
               read_only=True, int_range=(0, 63)),
     ParamSpec('module_cache_dir', _SERVER.module_cache_dir or '',
@@ -139,3 +136,13 @@ NODE_PARAMS: Dict[str, Tuple[ParamSpec, ...]] = {
 
 def names(specs: Tuple[ParamSpec, ...]) -> Tuple[str, ...]:
     return tuple(s.name for s in specs)
+
+
+def unknown_names_message(node: str, unknown: Sequence[str], known: Sequence[str]) -> str:
+    """'rrto_client has no parameter record_windw (did you mean record_window?)', with the
+    closest known name for each misspelt one."""
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        parts.append(f'{name} (did you mean {close[0]}?)' if close else name)
+    return (f'{node} has no parameter {", ".join(parts)}; it has: {", ".join(known)}')

@@ -3,7 +3,8 @@
 
 Run: ``ros2 run rrto_ros rrto_server_node --ros-args --params-file config/edge.yaml``
 (or ``python -m rrto_ros.nodes.server_node ...`` without a ROS workspace). The backend
-defaults to ``cuda`` when cuda-python sees a GPU, else ``emu``.
+``auto`` (the default) takes ``cuda`` when cuda-python sees a usable GPU, else ``emu``, and
+logs why; ``cuda`` without a usable GPU stops the node at start with the reason.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any, Dict, List, Optional
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-import zmq
 
 from rrto_ros.nodes import status
 from rrto_ros.nodes.common import (declare_parameters, DiagnosticsPublisher, log,
@@ -25,7 +25,8 @@ from rrto_ros.nodes.common import (declare_parameters, DiagnosticsPublisher, log
                                    starting, status_name_prefix, unroute_core_logging)
 from rrto_ros.nodes.params import SERVER_NODE, SERVER_PARAMS
 from rrto_ros.protocol.curve import CurveError, server_keys
-from rrto_ros.server.server import Server, ServerConfig
+from rrto_ros.server.backend import BackendUnavailable, choose_backend
+from rrto_ros.server.server import Server, ServerConfig, ServerStartError
 
 CORE_LOGGERS = ('rrto_ros.server',)   # routed to this node's logger
 RUNTIME_PARAMS = ('max_sessions', 'session_timeout_s')   # applied to the running server
@@ -45,16 +46,19 @@ class ServerNode(Node):
                 self, self.get_parameter('diagnostics_period_s').value, self.diagnostics)
             try:
                 self.server = Server(config).start()   # last: clients may connect from now on
-            except zmq.ZMQError as e:
-                raise NodeStartError(
-                    f'cannot listen on {config.bind_endpoint}: {e}. Is another rrto server '
-                    'running there? Stop it or choose another bind_endpoint.') from e
+            except ServerStartError as e:
+                raise NodeStartError(str(e)) from None
             log(self, logging.INFO,
                 f'ready: serving rrto clients on {self.server.endpoint} with the '
                 f'{config.backend} backend (max_sessions {config.max_sessions})')
 
     def _config_from_parameters(self) -> ServerConfig:
         p: Dict[str, Any] = {s.name: self.get_parameter(s.name).value for s in SERVER_PARAMS}
+        try:
+            p['backend'], why = choose_backend(p['backend'], p['device'])
+        except BackendUnavailable as e:
+            raise NodeStartError(str(e)) from None
+        log(self, logging.INFO, f'backend {p["backend"]}: {why}')
         fields = {f.name for f in dataclasses.fields(ServerConfig)}
         config = ServerConfig(**{k: v for k, v in p.items() if k in fields})
         config.module_cache_dir = p['module_cache_dir'] or None
@@ -63,12 +67,6 @@ class ServerNode(Node):
         except CurveError as e:
             raise NodeStartError(str(e)) from None
         config.validate()
-        if config.backend == 'cuda':
-            from rrto_ros.server.backend import cuda_available
-            if not cuda_available():
-                raise NodeStartError('backend is cuda but cuda-python sees no GPU here. Install '
-                                     'cuda-python and a driver, or set backend to emu (CPU '
-                                     'stand-in for tests).')
         return config
 
     # ----------------------------------------------------------- run-time parameters

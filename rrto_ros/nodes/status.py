@@ -18,8 +18,8 @@ OK, WARN, ERROR, STALE = 0, 1, 2, 3
 CLIENT_SESSION_KEYS = (
     'app', 'pid', 'state', 'phase', 'mode', 'record_window', 'inferences',
     'blocking_round_trips', 'round_trips_per_inference', 'replay_started_at', 'latency_ms_p50',
-    'server_rtt_us_median', 'agent_calls', 'forwarded_calls', 'bytes_up', 'bytes_down',
-    'divergences', 'errors')
+    'server_rtt_us_median', 'agent_calls', 'forwarded_calls', 'lane_requests', 'bytes_up',
+    'bytes_down', 'divergences', 'errors', 'last_inference_phase')
 CLIENT_NODE_KEYS = ('server_endpoint', 'agent_socket', 'mode', 'record_window', 'sessions',
                     'sessions_finished')
 SERVER_SESSION_KEYS = ('session', 'sid', 'phase', 'executed', 'errors', 'idle_s',
@@ -96,6 +96,8 @@ def client_session_status(node: str, snap: Mapping[str, Any], record_window: Any
         'server_rtt_us_median': snap.get('server_rtt_us_median'),
         'agent_calls': snap.get('agent_calls', 0),
         'forwarded_calls': snap.get('forwarded_calls', 0),
+        'lane_requests': snap.get('lane_requests', 0),
+        'last_inference_phase': snap.get('last_inference_phase', ''),
         'bytes_up': snap.get('bytes_up', 0), 'bytes_down': snap.get('bytes_down', 0),
         'divergences': snap.get('divergences', 0), 'errors': snap.get('errors', 0),
     }

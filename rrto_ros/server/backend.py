@@ -163,17 +163,69 @@ def make_backend(kind: str, device: int = 0) -> Backend:
     raise ValueError(f"unknown backend {kind!r}: choose 'cuda' (a GPU) or 'emu' (CPU stand-in)")
 
 
-def cuda_available() -> bool:
-    """True when cuda-python can see at least one GPU here."""
+class BackendUnavailable(Exception):
+    """The backend asked for cannot run here; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class GpuProbe:
+    """Whether the cuda backend can run here, and why (or why not), in one line."""
+
+    ok: bool
+    reason: str
+
+
+def probe_gpu(device: int = 0) -> GpuProbe:
+    """Look for cuda-python and a GPU the way the cuda backend will use them."""
     try:
         from cuda.bindings import driver
-    except ImportError:
-        return False
+    except ImportError as e:
+        return GpuProbe(False, f'cuda-python is not installed in this Python ({e}); '
+                               '`pip install cuda-bindings` (requirements.txt has it)')
     try:
         err, = driver.cuInit(0)
         if err != driver.CUresult.CUDA_SUCCESS:
-            return False
+            return GpuProbe(False, f'the CUDA driver has no usable GPU here (cuInit: '
+                                   f'{err.name}); check the driver with nvidia-smi')
         err, n = driver.cuDeviceGetCount()
-        return err == driver.CUresult.CUDA_SUCCESS and n > 0
-    except Exception:  # a broken driver install is "no GPU" for the default choice
-        return False
+        if err != driver.CUresult.CUDA_SUCCESS or n == 0:
+            return GpuProbe(False, 'the CUDA driver sees no GPU here')
+        if not 0 <= device < n:
+            return GpuProbe(False, f'device {device} does not exist (this machine has {n} '
+                                   f'GPU{"s" if n > 1 else ""}: device 0..{n - 1})')
+        err, dev = driver.cuDeviceGet(device)
+        err, name = driver.cuDeviceGetName(256, dev)
+        err, version = driver.cuDriverGetVersion()
+    except Exception as e:  # no driver library, or a broken driver install
+        what = 'no NVIDIA driver (libcuda) here' if 'NotFound' in type(e).__name__ else \
+            'the CUDA driver failed'
+        return GpuProbe(False, f'{what} ({type(e).__name__}: {e})')
+    name = name.split(b'\0', 1)[0].decode(errors='replace')
+    return GpuProbe(True, f'{name} (device {device} of {n}), driver CUDA '
+                          f'{version // 1000}.{version % 1000 // 10}')
+
+
+def choose_backend(requested: str, device: int = 0) -> Tuple[str, str]:
+    """The backend to run and why: ``requested`` is 'auto' (or ''), 'cuda' or 'emu'.
+
+    'auto' takes cuda when a GPU is usable here, else emu, and says why; 'cuda' without a
+    usable GPU raises BackendUnavailable (a server that announces cuda and then refuses
+    every session helps nobody).
+    """
+    if requested == 'emu':
+        return 'emu', 'asked for (a CPU stand-in: kernels run only where a NumPy version exists)'
+    if requested not in ('auto', '', 'cuda'):
+        raise BackendUnavailable(f"unknown backend {requested!r}: choose 'cuda' (a GPU), 'emu' "
+                                 "(CPU stand-in) or 'auto'")
+    gpu = probe_gpu(device)
+    if gpu.ok:
+        return 'cuda', ('asked for: ' if requested == 'cuda' else 'found ') + gpu.reason
+    if requested == 'cuda':
+        raise BackendUnavailable(f'backend cuda cannot run here: {gpu.reason}. Or choose the '
+                                 'emu backend (a CPU stand-in for machines without a GPU).')
+    return 'emu', f'no GPU to use: {gpu.reason}; emu is a CPU stand-in'
+
+
+def cuda_available() -> bool:
+    """True when cuda-python can see at least one GPU here."""
+    return probe_gpu().ok

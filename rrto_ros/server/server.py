@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field
+import errno
 import logging
 import os
 import secrets
@@ -44,6 +45,23 @@ from rrto_ros.server.session import ServerSession
 log = logging.getLogger(__name__)
 
 
+class ServerStartError(ValueError):
+    """The server cannot start with this configuration; the message says what to change."""
+
+
+def bind_error(endpoint: str, e: zmq.ZMQError) -> str:
+    """One line for a ZeroMQ endpoint the server cannot listen on, naming the fix."""
+    if e.errno == errno.EADDRINUSE:
+        return (f'cannot listen on {endpoint}: the port is in use (another rrto server or '
+                'program listens there). Stop it, or choose another port in the bind '
+                'endpoint (--bind / bind_endpoint).')
+    if e.errno in (errno.EINVAL, errno.EPROTONOSUPPORT, errno.ENODEV):
+        return (f'cannot listen on {endpoint!r}: not a usable ZeroMQ endpoint ({e}). Write '
+                'it as tcp://*:PORT (every interface) or tcp://ADDRESS:PORT, e.g. '
+                "'tcp://*:5555'.")
+    return f'cannot listen on {endpoint}: {e}'
+
+
 @dataclass
 class ServerConfig:
     bind_endpoint: str = 'tcp://*:5555'
@@ -60,6 +78,10 @@ class ServerConfig:
     def validate(self) -> None:
         if self.backend not in ('cuda', 'emu'):
             raise ValueError(f"backend must be 'cuda' or 'emu', not {self.backend!r}")
+        port = self.bind_endpoint.rpartition(':')[2]
+        if port.isdigit() and not 0 < int(port) <= 65535:
+            raise ServerStartError(f'cannot listen on {self.bind_endpoint}: port {port} is not '
+                                   'a TCP port (1..65535)')
         if self.max_sessions < 1:
             raise ValueError(f'max_sessions must be >= 1, not {self.max_sessions}')
         if self.session_timeout_s <= 0:
@@ -101,7 +123,11 @@ class Server:
         if keys is not None:
             self._router.curve_server = True
             self._router.curve_publickey, self._router.curve_secretkey = keys
-        self._router.bind(config.bind_endpoint)
+        try:
+            self._router.bind(config.bind_endpoint)
+        except zmq.ZMQError as e:
+            self._router.close()
+            raise ServerStartError(bind_error(config.bind_endpoint, e)) from None
         self.endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._pull = self.ctx.socket(zmq.PULL)
         self._pull.bind(self._replies)
@@ -199,6 +225,9 @@ class Server:
             sock.close()
             self._local.push = None
         self._forget(session, 'session thread ended')
+        log.info('session %s (%s) ended: %s; %d requests executed, %d errors',
+                 session.sid.hex()[:8], session.label, session.end_reason, session.executed,
+                 session.errors)
         self.stats.per_session[session.sid.hex()] = session.summary()
         while len(self.stats.per_session) > 100:
             self.stats.per_session.pop(next(iter(self.stats.per_session)))
@@ -367,10 +396,10 @@ class Server:
         session.submit(req)
 
     def _forget(self, session: ServerSession, why: str) -> None:
+        """No request reaches the session from now on; it ends once its queue drained."""
         if self.sessions.pop(session.sid, None) is not None:
             self.stats.sessions_closed += 1
-            log.info('session %s (%s) ended: %s; %d calls, %d errors', session.sid.hex()[:8],
-                     session.label, why, session.executed, session.errors)
+            session.end_reason = why
 
     def _reap(self) -> None:
         now = time.monotonic()
@@ -387,12 +416,6 @@ class Server:
 
     def session_count(self) -> int:
         return len(self.sessions)
-
-
-def default_backend() -> str:
-    """'cuda' when a GPU is visible to cuda-python, else 'emu'."""
-    from rrto_ros.server.backend import cuda_available
-    return 'cuda' if cuda_available() else 'emu'
 
 
 def default_cache_dir() -> str:

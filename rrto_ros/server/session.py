@@ -44,6 +44,7 @@ class ServerSession:
         self.modules: Dict[int, object] = {}
         self.last_seen = time.monotonic()
         self.executed = 0
+        self.end_reason = ''       # why the server stopped taking its requests
         self.errors = 0
         self.closed = threading.Event()
         self._queue: 'queue.Queue[Optional[Request]]' = queue.Queue()
@@ -145,7 +146,7 @@ class ServerSession:
             if self.backend is None and req.op != Op.HELLO:
                 raise CudaError(ops.CUDA_ERROR_DEVICES_UNAVAILABLE, 'session has no device')
             out = handler(req)
-            self.executed += 1
+            self.executed += req.op != Op.BYE   # as the client node counts its requests
             if req.quiet:
                 return None
             return Reply(req.seq, 0, out[0], out[1], extra=out[2] if len(out) > 2 else {})
