@@ -159,6 +159,7 @@ class PoseNode(Node):
         level, parts = OK, [f'{self.pipeline.frames} frames, source {self.source}']
         if self.pipeline.random_init:
             level, parts = WARN, [RANDOM_WARNING] + parts
+            self.get_logger().warning(RANDOM_WARNING, throttle_duration_sec=30.0)
         if self.errors:
             level = ERROR if not self.pipeline.frames else WARN
             parts.append(f'{self.errors} frames failed, last: {self.last_error}')

@@ -230,10 +230,13 @@ class SyntheticScene:
         """A flat board through the torso joints, a little larger than they span."""
         ls, rs, lh, rh = (joints[i] for i in TORSO)
         mid_s, mid_h = (ls + rs) / 2, (lh + rh) / 2
-        corners = np.stack([mid_s + 1.2 * (ls - mid_s) + 0.35 * (mid_s - mid_h) * 0.25,
-                            mid_s + 1.2 * (rs - mid_s) + 0.35 * (mid_s - mid_h) * 0.25,
-                            mid_h + 1.5 * (rh - mid_h) - 0.1 * (mid_s - mid_h),
-                            mid_h + 1.5 * (lh - mid_h) - 0.1 * (mid_s - mid_h)])
+        up = mid_s - mid_h                       # hips -> shoulders
+        # Wider than the joints and a little above the shoulders and below the hips, so that
+        # a window around each torso keypoint lies on the body.
+        corners = np.stack([mid_s + 1.2 * (ls - mid_s) + 0.09 * up,
+                            mid_s + 1.2 * (rs - mid_s) + 0.09 * up,
+                            mid_h + 1.5 * (rh - mid_h) - 0.1 * up,
+                            mid_h + 1.5 * (lh - mid_h) - 0.1 * up])
         if (corners[:, 2] <= 0.1).any():
             return
         q = self.camera.project(corners)
