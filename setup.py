@@ -50,6 +50,10 @@ setup(
             'rrto-lib = rrto_ros.cli.lib_main:main',
             'rrto_client_node = rrto_ros.nodes.client_node:main',
             'rrto_server_node = rrto_ros.nodes.server_node:main',
+            'rrto_camera_node = rrto_ros.nodes.camera_node:main',
+            'rrto_pose_node = rrto_ros.nodes.pose_node:main',
+            'rrto_tracker_node = rrto_ros.nodes.tracker_node:main',
+            'rrto_follower_node = rrto_ros.nodes.follower_node:main',
         ],
     },
 )

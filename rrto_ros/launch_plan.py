@@ -42,7 +42,18 @@ WORKLOAD = 'rrto_workload'           # the params-file entry describing the GPU 
 CLIENT_EXECUTABLE = 'rrto_client_node'
 SERVER_EXECUTABLE = 'rrto_server_node'
 NODE_MODULES = {CLIENT_EXECUTABLE: 'rrto_ros.nodes.client_node',
-                SERVER_EXECUTABLE: 'rrto_ros.nodes.server_node'}
+                SERVER_EXECUTABLE: 'rrto_ros.nodes.server_node',
+                'rrto_camera_node': 'rrto_ros.nodes.camera_node',
+                'rrto_pose_node': 'rrto_ros.nodes.pose_node',
+                'rrto_tracker_node': 'rrto_ros.nodes.tracker_node',
+                'rrto_follower_node': 'rrto_ros.nodes.follower_node'}
+# The people-following pipeline (pipeline_plan): node name -> executable, in start order.
+CAMERA_NODE, POSE_NODE = 'rrto_camera', 'rrto_pose'   # also in rrto_ros.nodes.params
+TRACKER_NODE, FOLLOWER_NODE = 'rrto_tracker', 'rrto_follower'
+PIPELINE_NODES = {CAMERA_NODE: 'rrto_camera_node', POSE_NODE: 'rrto_pose_node',
+                  TRACKER_NODE: 'rrto_tracker_node', FOLLOWER_NODE: 'rrto_follower_node'}
+# Input topics a real RGB-D driver's names can replace (launch arguments <name>_topic).
+PIPELINE_INPUTS = ('image', 'depth', 'camera_info')
 DEFAULT_AGENT_WAIT_S = 15.0
 WORKLOAD_KEYS = ('command', 'agent_wait_s')
 
@@ -73,6 +84,19 @@ ROBOT_ARGUMENTS: Tuple[LaunchArgument, ...] = (
     LaunchArgument('workload', '', 'The GPU program and its arguments, e.g. '
                    '"/opt/app/infer --camera 0" (default: command in the params file; '
                    '"none": start no workload).'),
+    LaunchArgument('pipeline', 'false', 'true: start the people-following pipeline instead '
+                   'of the workload: camera, pose estimator (the GPU program, interposed when '
+                   'use_rrto is true), tracker and follower (rrto_camera, rrto_pose, '
+                   'rrto_tracker, rrto_follower in the params file).'),
+    LaunchArgument('camera', 'true', 'pipeline: start the camera node (synthetic scene or '
+                   'recorded sequence); false: a real RGB-D driver publishes the inputs '
+                   '(see image_topic, depth_topic, camera_info_topic).'),
+    LaunchArgument('image_topic', '', 'pipeline: color image topic (default: image), e.g. '
+                   '/camera/camera/color/image_raw.'),
+    LaunchArgument('depth_topic', '', 'pipeline: depth aligned to the color image (default: '
+                   'depth), e.g. /camera/camera/aligned_depth_to_color/image_raw.'),
+    LaunchArgument('camera_info_topic', '', 'pipeline: CameraInfo of the color image '
+                   '(default: camera_info), e.g. /camera/camera/color/camera_info.'),
 )
 
 EDGE_ARGUMENTS: Tuple[LaunchArgument, ...] = (
@@ -96,6 +120,7 @@ class Process:
     parameters: Dict[str, Any] = field(default_factory=dict)   # nodes: applied after it
     env: Dict[str, str] = field(default_factory=dict)    # added to the inherited environment
     namespace: str = ''
+    remappings: Dict[str, str] = field(default_factory=dict)   # nodes: topic from -> to
 
     @property
     def is_node(self) -> bool:
@@ -120,6 +145,8 @@ class Process:
                '-r', f'__node:={self.name}']
         if self.namespace:
             cmd += ['-r', f'__ns:={self.namespace}']
+        for source, target in self.remappings.items():
+            cmd += ['-r', f'{source}:={target}']
         if self.params_file:
             cmd += ['--params-file', self.params_file]
         for key, value in self.parameters.items():
@@ -332,6 +359,78 @@ def edge_plan(params_file: Optional[str] = None, port: Union[str, int] = '',
                                  parameters=overrides, namespace=namespace)])
 
 
+def pipeline_plan(params_file: Optional[str] = None, server_host: str = '',
+                  server_port: Union[str, int] = '', use_rrto: Union[str, bool] = True,
+                  camera: Union[str, bool] = True,
+                  topics: Optional[Mapping[str, str]] = None,
+                  overrides: Optional[Mapping[str, Any]] = None,
+                  node_overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                  workload: Union[None, str, Sequence[str]] = None,
+                  namespace: str = '', python: str = sys.executable) -> Plan:
+    """The robot side with the people-following pipeline: the client node (if use_rrto), the
+    camera (if ``camera``), the pose node, the tracker and the follower.
+
+    The pose node is the GPU program: with use_rrto it runs like the workload (LD_PRELOAD,
+    started once the client node listens), else as a plain node on the local GPU. ``topics``
+    maps pipeline inputs (``image``, ``depth``, ``camera_info``) to a driver's topic names;
+    ``node_overrides`` maps a pipeline node name to parameter overrides.
+    """
+    if workload is not None and not (isinstance(workload, str) and
+                                     workload.strip().lower() in ('', 'none')):
+        raise PlanError('pipeline:=true starts the pose node as the GPU program: leave '
+                        'workload unset (or use pipeline:=false to run that workload)')
+    params_file = params_file or default_params_file('robot')
+    base = robot_plan(params_file, server_host, server_port, use_rrto, workload='none',
+                      overrides=overrides, namespace=namespace, python=python)
+    params = load_params(params_file)
+    node_overrides = {k: dict(v) for k, v in (node_overrides or {}).items()}
+    unknown = sorted(set(node_overrides) - set(PIPELINE_NODES))
+    if unknown:
+        raise PlanError(f'node_overrides: no pipeline node {", ".join(unknown)} (they are: '
+                        f'{", ".join(PIPELINE_NODES)})')
+    remaps = {}
+    for name, topic in (topics or {}).items():
+        if name not in PIPELINE_INPUTS:
+            raise PlanError(f'topics: {name!r} is no pipeline input (they are: '
+                            f'{", ".join(PIPELINE_INPUTS)})')
+        if topic:
+            remaps[name] = str(topic)
+    processes = list(base.processes)
+    for node, executable in PIPELINE_NODES.items():
+        if node == CAMERA_NODE and not parse_bool(camera):
+            continue
+        mine = node_overrides.get(node, {})
+        _check_names(node, list(_node_params(params, node)), f'params file {params_file}')
+        _check_names(node, list(mine), 'node_overrides')
+        p = Process(node, executable, params_file=params_file, parameters=mine,
+                    namespace=namespace, remappings=dict(remaps))
+        if node == POSE_NODE and base.agent_socket:
+            wait = float(params.get(WORKLOAD, {}).get('agent_wait_s', DEFAULT_AGENT_WAIT_S))
+            p = Process(POSE_NODE, python,
+                        args=['-m', 'rrto_ros.launch_plan', 'run', '--agent-socket',
+                              base.agent_socket, '--wait', f'{wait:g}', '--'] +
+                        p.command(python), env=interposer_env(base.agent_socket))
+        processes.append(p)
+    return Plan('robot', processes, base.agent_socket)
+
+
+def demo_pipeline_plan(server_host: str = '127.0.0.1', server_port: Union[str, int] = '',
+                       agent_socket: str = '', use_rrto: bool = True,
+                       pose_source: str = 'ground_truth', namespace: str = '',
+                       python: str = sys.executable,
+                       **node_overrides: Mapping[str, Any]) -> Plan:
+    """The whole pipeline on one machine for the demo: the synthetic camera and, by default,
+    the ground-truth pose source (the emu backend cannot run the real network; on a cuda
+    server pass pose_source='model'). Extra keyword arguments are node_overrides
+    (``rrto_follower={'standoff_m': 2.0}``)."""
+    overrides = {k: dict(v) for k, v in node_overrides.items()}
+    overrides.setdefault(CAMERA_NODE, {}).setdefault('source', 'synthetic')
+    overrides.setdefault(POSE_NODE, {}).setdefault('source', pose_source)
+    return pipeline_plan(server_host=server_host, server_port=server_port, use_rrto=use_rrto,
+                         overrides={'agent_socket': agent_socket} if agent_socket else None,
+                         node_overrides=overrides, namespace=namespace, python=python)
+
+
 def interposer_env(agent_socket: str) -> Dict[str, str]:
     """additional_env of an interposed workload."""
     from rrto_ros import interposer_path
@@ -435,6 +534,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     show = sub.add_parser('show', help='print what a side starts')
     show.add_argument('side', choices=('robot', 'edge'))
     show.add_argument('--params-file')
+    show.add_argument('--pipeline', action='store_true',
+                      help='robot: the people-following pipeline instead of the workload')
     run = sub.add_parser('run', help='wait for the client node, then exec a workload')
     run.add_argument('--agent-socket', required=True)
     run.add_argument('--wait', type=float, default=DEFAULT_AGENT_WAIT_S)
@@ -446,7 +547,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             ap.error('give the program after --')
         return run_workload(a.agent_socket, a.wait, command)
     try:
-        plan = robot_plan(a.params_file) if a.side == 'robot' else edge_plan(a.params_file)
+        if a.side == 'robot' and a.pipeline:
+            plan = pipeline_plan(a.params_file)
+        else:
+            plan = robot_plan(a.params_file) if a.side == 'robot' else edge_plan(a.params_file)
     except PlanError as e:
         print(f'launch_plan: {e}', file=sys.stderr)
         return 2

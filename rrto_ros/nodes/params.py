@@ -15,6 +15,11 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from rrto_ros.client.config import ClientConfig, MODES
 from rrto_ros.server.server import ServerConfig
+from rrto_ros.tracking.follower import FollowerConfig
+from rrto_ros.tracking.kalman import KalmanConfig
+from rrto_ros.tracking.scene import SceneConfig
+from rrto_ros.tracking.tracker import TrackerConfig
+from rrto_ros.tracking.unproject import UnprojectConfig
 
 CLIENT_NODE = 'rrto_client'
 SERVER_NODE = 'rrto_server'
@@ -146,3 +151,144 @@ def unknown_names_message(node: str, unknown: Sequence[str], known: Sequence[str
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         parts.append(f'{name} (did you mean {close[0]}?)' if close else name)
     return (f'{node} has no parameter {", ".join(parts)}; it has: {", ".join(known)}')
+
+
+# ----------------------------------------------------------------- people following
+# The pipeline's nodes (rrto_ros/tracking/ holds their logic; defaults from its configs).
+
+CAMERA_NODE = 'rrto_camera'
+POSE_NODE = 'rrto_pose'
+TRACKER_NODE = 'rrto_tracker'
+FOLLOWER_NODE = 'rrto_follower'
+CAMERA_SOURCES = ('synthetic', 'recorded')
+POSE_SOURCES = ('model', 'ground_truth')
+MODEL_SIZES = ('s', 'm', 'l')
+
+_SCENE = SceneConfig()
+_UNPROJECT = UnprojectConfig()
+_KALMAN = KalmanConfig()
+_TRACKER = TrackerConfig()
+_FOLLOWER = FollowerConfig()
+_LIVE = ' Can be changed at run time.'
+
+
+def _diagnostics_period() -> ParamSpec:
+    return ParamSpec('diagnostics_period_s', 1.0, 'Seconds between DiagnosticArray messages '
+                     'on /diagnostics.' + _RESTART, read_only=True, float_range=(0.05, 60.0))
+
+
+CAMERA_PARAMS: Tuple[ParamSpec, ...] = (
+    ParamSpec('source', 'synthetic',
+              'Where frames come from: synthetic (a person-like figure walking in front of '
+              'the camera, with ground-truth keypoints) or recorded (the sequence directory '
+              'in recorded_path, layout in rrto_ros/tracking/recorded.py).' + _RESTART,
+              read_only=True, constraints='synthetic or recorded'),
+    ParamSpec('recorded_path', '', 'Directory of a recorded sequence (camera_info.yaml + '
+              'NNNNNN.npz), for source recorded.' + _RESTART, read_only=True),
+    ParamSpec('loop', True, 'recorded: start again after the last frame (else stop '
+              'publishing).' + _RESTART, read_only=True),
+    ParamSpec('rate_hz', _SCENE.fps, 'Frames per second published.' + _RESTART,
+              read_only=True, float_range=(0.1, 120.0)),
+    ParamSpec('width', _SCENE.width, 'synthetic: image width in pixels.' + _RESTART,
+              read_only=True, int_range=(32, 4096)),
+    ParamSpec('height', _SCENE.height, 'synthetic: image height in pixels.' + _RESTART,
+              read_only=True, int_range=(32, 4096)),
+    ParamSpec('fx', _SCENE.fx, 'synthetic: focal length in pixels (fy = fx).' + _RESTART,
+              read_only=True, float_range=(1.0, 20000.0)),
+    ParamSpec('seed', _SCENE.seed, 'synthetic: the scene (path, colours, sensor noise) is a '
+              'function of the seed.' + _RESTART, read_only=True, int_range=(0, 2 ** 31 - 1)),
+    ParamSpec('frame_id', '', "frame_id of the published headers; empty: the source's "
+              '(synthetic: camera_color_optical_frame; recorded: its camera_info.yaml).'
+              + _RESTART, read_only=True),
+    ParamSpec('publish_ground_truth', True, 'Publish the ground-truth poses on '
+              'ground_truth/poses when the source has them.' + _RESTART, read_only=True),
+    _diagnostics_period(),
+)
+
+POSE_PARAMS: Tuple[ParamSpec, ...] = (
+    ParamSpec('source', 'model',
+              'model: run the KAPAO network on each image (letterbox, network, '
+              'post-processing); ground_truth: republish ground_truth/poses from the camera '
+              "node (no network; the only source that works with the rrto server's emu "
+              'backend).' + _RESTART, read_only=True, constraints='model or ground_truth'),
+    ParamSpec('model_size', 's', 'KAPAO architecture: s, m or l.' + _RESTART, read_only=True,
+              constraints='s, m or l'),
+    ParamSpec('weights', '', 'Path of the weights (our state_dict format; convert a KAPAO '
+              'checkpoint first). Empty: random initialisation, reported loudly: the poses '
+              'are then meaningless.' + _RESTART, read_only=True),
+    ParamSpec('img_size', 640, 'Network input size (the letterbox), a multiple of 64.'
+              + _RESTART, read_only=True, int_range=(64, 4096)),
+    ParamSpec('device', 'cuda', 'torch device of the network (cuda, cuda:1, cpu). Under '
+              'LD_PRELOAD=librrto_cuda.so, cuda is the edge GPU.' + _RESTART, read_only=True),
+    ParamSpec('draw_debug', True, 'Publish debug_image (the skeletons drawn on the image) '
+              'while someone subscribes to it.' + _LIVE),
+    ParamSpec('draw_min_confidence', 0.3, 'Keypoints below this confidence are not drawn.'
+              + _LIVE, float_range=(0.0, 1.0)),
+    ParamSpec('ground_truth_slop_s', 0.02, 'ground_truth: how far apart (seconds) the stamps '
+              'of an image and its ground-truth poses may be.' + _LIVE,
+              float_range=(0.0, 1.0)),
+    _diagnostics_period(),
+)
+
+TRACKER_PARAMS: Tuple[ParamSpec, ...] = (
+    ParamSpec('frame_id', '', "frame_id of target; empty: the poses' (the camera's optical "
+              'frame).' + _RESTART, read_only=True),
+    ParamSpec('slop_s', 0.05, 'How far apart (seconds) the stamps of poses and depth may be '
+              'to be paired.' + _LIVE, float_range=(0.0, 1.0)),
+    ParamSpec('queue_size', 30, 'Depth images (and poses) kept while waiting for their '
+              "partner: at least the pose node's latency times the frame rate." + _RESTART,
+              read_only=True, int_range=(1, 1000)),
+    ParamSpec('window_px', _UNPROJECT.window_px, 'Half-size of the depth window around each '
+              'torso keypoint.' + _LIVE, int_range=(0, 50)),
+    ParamSpec('min_confidence', _UNPROJECT.min_confidence, 'Torso keypoints below this '
+              'confidence are not used.' + _LIVE, float_range=(0.0, 1.0)),
+    ParamSpec('min_depth_m', _UNPROJECT.min_depth_m, 'Depths below this are ignored.' + _LIVE,
+              float_range=(0.0, 100.0)),
+    ParamSpec('max_depth_m', _UNPROJECT.max_depth_m, 'Depths above this are ignored.' + _LIVE,
+              float_range=(0.0, 100.0)),
+    ParamSpec('depth_scale_m', _UNPROJECT.depth_scale_m, 'Metres per unit of a 16UC1 depth '
+              'image (0.001: millimetres, the ROS convention).' + _LIVE,
+              float_range=(1e-6, 1.0)),
+    ParamSpec('gate_m', _TRACKER.gate_m, 'A person farther than this from the prediction is '
+              'not the one followed.' + _LIVE, float_range=(0.01, 100.0)),
+    ParamSpec('accel_std', _KALMAN.accel_std, 'Kalman filter: process noise, m/s^2.' + _LIVE,
+              float_range=(1e-4, 100.0)),
+    ParamSpec('measurement_std', _KALMAN.measurement_std, 'Kalman filter: measurement noise, '
+              'm.' + _LIVE, float_range=(1e-4, 10.0)),
+    ParamSpec('lost_after_s', _KALMAN.lost_after_s, 'Predict through losses up to this long; '
+              'then the person is lost and target is no longer published.' + _LIVE,
+              float_range=(0.01, 60.0)),
+    _diagnostics_period(),
+)
+
+FOLLOWER_PARAMS: Tuple[ParamSpec, ...] = (
+    ParamSpec('standoff_m', _FOLLOWER.standoff_m, 'Distance to keep from the person.' + _LIVE,
+              float_range=(0.1, 20.0)),
+    ParamSpec('distance_tolerance_m', _FOLLOWER.distance_tolerance_m, 'No forward motion '
+              'within this of the stand-off.' + _LIVE, float_range=(0.0, 5.0)),
+    ParamSpec('linear_gain', _FOLLOWER.linear_gain, 'linear.x per metre of distance error, '
+              '1/s.' + _LIVE, float_range=(0.01, 10.0)),
+    ParamSpec('angular_gain', _FOLLOWER.angular_gain, 'angular.z per radian of bearing, 1/s.'
+              + _LIVE, float_range=(0.01, 10.0)),
+    ParamSpec('max_linear_mps', _FOLLOWER.max_linear_mps, 'Forward speed limit.' + _LIVE,
+              float_range=(0.01, 5.0)),
+    ParamSpec('max_reverse_mps', _FOLLOWER.max_reverse_mps, 'Backward speed limit (0: never '
+              'back away).' + _LIVE, float_range=(0.0, 5.0)),
+    ParamSpec('max_angular_rps', _FOLLOWER.max_angular_rps, 'Turn-rate limit, rad/s.' + _LIVE,
+              float_range=(0.01, 10.0)),
+    ParamSpec('max_linear_accel', _FOLLOWER.max_linear_accel, 'linear.x changes by at most '
+              'this per second, m/s^2.' + _LIVE, float_range=(0.01, 50.0)),
+    ParamSpec('max_angular_accel', _FOLLOWER.max_angular_accel, 'angular.z changes by at most '
+              'this per second, rad/s^2.' + _LIVE, float_range=(0.01, 100.0)),
+    ParamSpec('lost_timeout_s', _FOLLOWER.lost_timeout_s, 'No target for this long: publish '
+              'a zero Twist (stop).' + _LIVE, float_range=(0.01, 60.0)),
+    ParamSpec('frame_convention', _FOLLOWER.frame_convention, 'optical: target is in a '
+              'camera optical frame (z forward, x right); base: in a base_link-like frame '
+              '(x forward, y left).' + _LIVE, constraints='optical or base'),
+    ParamSpec('control_rate_hz', 20.0, 'cmd_vel messages per second.' + _RESTART,
+              read_only=True, float_range=(1.0, 500.0)),
+    _diagnostics_period(),
+)
+
+NODE_PARAMS.update({CAMERA_NODE: CAMERA_PARAMS, POSE_NODE: POSE_PARAMS,
+                    TRACKER_NODE: TRACKER_PARAMS, FOLLOWER_NODE: FOLLOWER_PARAMS})
