@@ -365,10 +365,14 @@ def test_server_node_process_stops_on_sigterm(tmp_path):
         # A second server on the same port cannot start, and says why.
         second = subprocess.run(
             _node_cmd('server_node', f'/s{os.getpid()}b', '--params-file', EDGE_YAML,
-                      *p('bind_endpoint', f'tcp://127.0.0.1:{port}'), *p('backend', 'emu')),
+                      *p('bind_endpoint', f'tcp://127.0.0.1:{port}'), *p('backend', 'emu'),
+                      *p('session_timout_s', 3.0)),
             capture_output=True, text=True, timeout=60)
         assert second.returncode == 1
-        assert 'cannot listen on' in second.stderr and 'Address already in use' in second.stderr
+        assert f'cannot listen on tcp://127.0.0.1:{port}: the port is in use' in second.stderr
+        assert 'Traceback' not in second.stderr
+        # A misspelt parameter (rclpy ignores it) is named with the closest real one.
+        assert 'session_timout_s (did you mean session_timeout_s?)' in second.stderr
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out
@@ -394,3 +398,26 @@ def test_client_node_refuses_to_start_with_bad_parameters(tmp_path, args, messag
     assert r.returncode == 1, r.stdout + r.stderr
     assert 'cannot start' in r.stderr and message in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
+
+
+def test_server_node_backend_choice_is_logged_or_refused():
+    """auto logs the backend it took and why; cuda without a usable GPU stops the node
+    with the reason (it would otherwise refuse every session)."""
+    from rrto_ros.server.backend import probe_gpu
+    gpu = probe_gpu()
+    cmd = _node_cmd('server_node', f'/b{os.getpid()}', '--params-file', EDGE_YAML,
+                    *p('bind_endpoint', f'tcp://127.0.0.1:{free_tcp_port()}'),
+                    *p('module_cache_dir', ''), *p('backend', 'cuda'))
+    if gpu.ok:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        with reaped(proc):
+            first = proc.stdout.readline()
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=20)
+        assert 'backend cuda: asked for: ' in first, first
+        return
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert 'cannot start: backend cuda cannot run here' in r.stderr, r.stderr
+    assert gpu.reason.split(' (')[0] in r.stderr and 'Traceback' not in r.stderr
