@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rrto_ros.tracking.kapao_decode import (DEFAULT_ANCHORS, decode, detect, fuse_keypoints,
+from rrto_ros.tracking.kapao_decode import (decode, DEFAULT_ANCHORS, detect, fuse_keypoints,
                                             head_layout, level_shapes, nms, NUM_CLASSES,
                                             NUM_OUTPUTS, postprocess, PostprocessParams)
 from rrto_ros.tracking.letterbox import Letterboxed

@@ -51,8 +51,8 @@ def test_topology_matches_the_published_networks(size):
 def test_output_shape_of_s(side, rows):
     m = meta_model('s')
     y = m(torch.zeros(1, 3, side, side, device='meta'))
-    assert tuple(y.shape) == (1, rows, NUM_OUTPUTS) == (1, head_layout((side, side),
-                                                                   np.ones((4, 3, 2))).rows, 57)
+    assert tuple(y.shape) == (1, rows, NUM_OUTPUTS)
+    assert head_layout((side, side), np.ones((4, 3, 2))).rows == rows
 
 
 def test_rectangular_input_and_bad_shapes():

@@ -108,6 +108,13 @@ def _rebuild_parameter(data: torch.Tensor, *_: Any) -> torch.Tensor:
     return data
 
 
+def _latin1_bytes(text: str, encoding: str = 'latin1') -> bytes:
+    """Protocol-2 pickles spell ``bytes`` as ``_codecs.encode(str, 'latin1')``."""
+    if not isinstance(text, str) or encoding not in ('latin1', 'latin-1'):
+        raise CheckpointError('the checkpoint calls _codecs.encode in an unexpected way')
+    return text.encode('latin1')
+
+
 def _numpy_globals() -> Dict[Tuple[str, str], Any]:
     """numpy's own pickle reconstructors (a training checkpoint stores e.g. a numpy float
     as its best fitness): they build arrays from bytes and run nothing else."""
@@ -135,6 +142,7 @@ class KapaoUnpickler(pickle.Unpickler):
         ('builtins', 'set'): set, ('__builtin__', 'set'): set,
         ('builtins', 'frozenset'): frozenset, ('__builtin__', 'frozenset'): frozenset,
         ('torch', 'Size'): torch.Size, ('torch', 'device'): torch.device,
+        ('_codecs', 'encode'): _latin1_bytes,
     }
 
     def __init__(self, data: bytes,
