@@ -325,6 +325,10 @@ def test_a_bn_folded_checkpoint_converts_to_the_same_network(kapao_ckpt, tmp_pat
                 - bn.state['_buffers']['running_mean'].float() * s)
     folded, eps = checkpoint.kapao_to_state_dict(ckpt)
     assert eps == 1e-3 and set(folded) == set(ref)
+    head = ckpt['model'].children['model'].children['33'].children['m'].children['0']
+    head.state['_parameters']['weight'] = head.state['_parameters']['weight'][:144]
+    with pytest.raises(CheckpointError, match='144 channels.*CrowdPose'):
+        checkpoint.kapao_to_state_dict(ckpt)
     assert not torch.equal(folded['stem.conv.bn.bias'], ref['stem.conv.bn.bias'])
     # Folding both gives the same convs: the same network.
     a, b = build_kapao('s').eval(), build_kapao('s').eval()

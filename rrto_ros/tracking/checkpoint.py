@@ -29,6 +29,8 @@ import zipfile
 import numpy as np
 import torch
 
+from rrto_ros.tracking.kapao_decode import NUM_ANCHORS, NUM_OUTPUTS
+
 FORMAT = 'rrto_ros.kapao_state_dict'
 VERSION = 1
 LOG = logging.getLogger(__name__)
@@ -335,6 +337,11 @@ def _convert_head(h: StateHolder, out: Dict[str, torch.Tensor]) -> None:
         t = convs[str(j)].tensors
         if 'weight' not in t or 'bias' not in t:
             raise CheckpointError(f'Detect output conv {j} lacks a weight or bias')
+        if t['weight'].shape[0] != NUM_ANCHORS * NUM_OUTPUTS:
+            raise CheckpointError(
+                f"the Detect layer outputs {t['weight'].shape[0]} channels per level, KAPAO's "
+                f'COCO models {NUM_ANCHORS * NUM_OUTPUTS} (3 anchors x 57); other keypoint sets '
+                f'(e.g. CrowdPose, 14 keypoints) are not supported')
         out[f'head.convs.{j}.weight'] = t['weight'].float().clone()
         out[f'head.convs.{j}.bias'] = t['bias'].float().clone()
     anchors = h.tensors.get('anchors')
