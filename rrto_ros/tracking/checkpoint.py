@@ -117,6 +117,15 @@ def _latin1_bytes(text: str, encoding: str = 'latin1') -> bytes:
     return text.encode('latin1')
 
 
+def _method_of_holder(obj: Any, name: str) -> str:
+    """A module pickled after KAPAO's own BN folding carries ``forward = forward_fuse``, a
+    bound method, pickled as ``getattr(module, 'forward_fuse')``; only that form is
+    accepted, and it becomes a mere name."""
+    if not isinstance(obj, StateHolder) or not isinstance(name, str):
+        raise CheckpointError('the checkpoint calls getattr on something other than a module')
+    return f'<method {obj.kapao_class}.{name}>'
+
+
 def _numpy_globals() -> Dict[Tuple[str, str], Any]:
     """numpy's own pickle reconstructors (a training checkpoint stores e.g. a numpy float
     as its best fitness): they build arrays from bytes and run nothing else."""
@@ -145,6 +154,7 @@ class KapaoUnpickler(pickle.Unpickler):
         ('builtins', 'frozenset'): frozenset, ('__builtin__', 'frozenset'): frozenset,
         ('torch', 'Size'): torch.Size, ('torch', 'device'): torch.device,
         ('_codecs', 'encode'): _latin1_bytes,
+        ('builtins', 'getattr'): _method_of_holder, ('__builtin__', 'getattr'): _method_of_holder,
     }
 
     def __init__(self, data: bytes,
