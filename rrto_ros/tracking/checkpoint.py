@@ -29,7 +29,7 @@ import zipfile
 import numpy as np
 import torch
 
-from rrto_ros.tracking.kapao_decode import NUM_ANCHORS, NUM_OUTPUTS
+from rrto_ros.tracking.kapao_decode import NUM_ANCHORS, NUM_OUTPUTS, STRIDES
 
 FORMAT = 'rrto_ros.kapao_state_dict'
 VERSION = 1
@@ -46,9 +46,7 @@ class StateHolder:
     """What a pickled module becomes: its class name and its ``__dict__``, nothing runs."""
 
     kapao_class = ''
-
-    def __init__(self, *args: Any) -> None:
-        self.state: Dict[str, Any] = {}
+    state: Dict[str, Any] = {}  # until BUILD sets the instance's (unpickling skips __init__)
 
     def __setstate__(self, state: Any) -> None:
         if isinstance(state, tuple) and len(state) == 2:  # (dict, slots) form
@@ -255,7 +253,6 @@ _CHILDREN = {
     'SPP': {'cv1': 'reduce', 'cv2': 'merge', 'm': None},
     'Sequential': None,  # children keep their (index) names
 }
-STRIDES = (8.0, 16.0, 32.0, 64.0)
 
 
 def kapao_to_state_dict(ckpt: Dict[str, Any]) -> Tuple[Dict[str, torch.Tensor], float]:
@@ -359,10 +356,11 @@ def _convert_head(h: StateHolder, out: Dict[str, torch.Tensor]) -> None:
         shape = None if anchors is None else tuple(anchors.shape)
         raise CheckpointError(f'the Detect layer has anchors of shape {shape}, expected (4, 3, 2)')
     stride = h.state.get('stride')
-    if isinstance(stride, torch.Tensor) and stride.tolist() != list(STRIDES):
+    if isinstance(stride, torch.Tensor) and stride.tolist() != [float(s) for s in STRIDES]:
         raise CheckpointError(f'the Detect strides are {stride.tolist()}, KAPAO uses {STRIDES}')
     # KAPAO keeps anchors in units of the level's stride; ours are pixels.
-    out['head.anchors'] = (anchors.float() * torch.tensor(STRIDES).view(4, 1, 1)).clone()
+    strides = torch.tensor(STRIDES, dtype=torch.float32).view(4, 1, 1)
+    out['head.anchors'] = anchors.float() * strides
 
 
 # --------------------------------------------------------------------------- our file
