@@ -92,10 +92,17 @@ def resize_bilinear(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     h, w = img.shape[:2]
     src = img.astype(np.float32)
     y0, y1, wy = _taps(h, out_h)
-    rows = src[y0] * (1.0 - wy)[:, None, None] + src[y1] * wy[:, None, None]
+    rows = src[y1]
+    rows -= src[y0]
+    rows *= wy[:, None, None]
+    rows += src[y0]                       # (1 - wy) * top + wy * bottom
     x0, x1, wx = _taps(w, out_w)
-    out = rows[:, x0] * (1.0 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    out = rows[:, x1]
+    out -= rows[:, x0]
+    out *= wx[None, :, None]
+    out += rows[:, x0]
+    out += 0.5                            # round half up; values stay within [0, 255]
+    return out.astype(np.uint8)
 
 
 def _taps(n_in: int, n_out: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
