@@ -13,10 +13,17 @@ INTERPOSER_SRC := $(wildcard rrto_ros/interposer/*.c rrto_ros/interposer/*.h \
 
 setup: $(STAMP)
 
+# PyTorch runs the pose estimator (rrto_ros/tracking) and its tests. The pinned CPU build is
+# what a machine without a GPU needs; where it cannot be installed (no package index), the
+# model's tests skip and say so, and the pose node asks for torch when it starts.
+TORCH ?= torch==2.13.0
+
 $(STAMP): requirements.txt setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/pip install -q $(TORCH) || \
+	  echo 'rrto: $(TORCH) could not be installed here: the pose model and its tests need it'
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
