@@ -13,16 +13,23 @@ INTERPOSER_SRC := $(wildcard rrto_ros/interposer/*.c rrto_ros/interposer/*.h \
 
 setup: $(STAMP)
 
-# PyTorch runs the pose estimator (rrto_ros/tracking) and its tests. The pinned CPU build is
-# what a machine without a GPU needs; where it cannot be installed (no package index), the
-# model's tests skip and say so, and the pose node asks for torch when it starts.
+# PyTorch runs the pose estimator (rrto_ros/tracking) and its tests. Where the Python that
+# makes the venv has one (a Jetson's or a GPU machine's CUDA build), the venv uses it (a .pth
+# after the venv's own packages); else the pinned CPU build is installed. Where neither
+# works (no package index), the model's tests skip and say so.
 TORCH ?= torch==2.13.0
+HOST_TORCH = $(PY) -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))'
+VENV_SITE = $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
 
 $(STAMP): requirements.txt setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
-	$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/pip install -q $(TORCH) || \
+	$(BIN)/python -c 'import torch' 2>/dev/null || \
+	  { $(HOST_TORCH) > "$$($(VENV_SITE))/rrto_host_torch.pth" 2>/dev/null && \
+	    $(BIN)/python -c 'import torch; print("rrto: using the PyTorch", torch.__version__, \
+	      "of", torch.__file__)'; } || \
+	  { rm -f "$$($(VENV_SITE))/rrto_host_torch.pth"; $(BIN)/pip install -q $(TORCH); } || \
 	  echo 'rrto: $(TORCH) could not be installed here: the pose model and its tests need it'
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
@@ -36,7 +43,7 @@ examples:
 	$(MAKE) -C examples OUT=$(CURDIR)/$(EXAMPLES_OUT)
 
 test: setup lib examples
-	$(BIN)/python -m pytest test -q -rs
+	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/python -m pytest test -q -rs
 
 demo: setup lib examples
 	$(BIN)/python -m rrto_ros.demo
