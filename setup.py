@@ -3,23 +3,76 @@ import glob
 import os
 import pathlib
 import sys
+import tempfile
+import warnings
 
-from setuptools import find_packages, setup
+from setuptools import Distribution, find_packages, setup
 from setuptools.command.build_py import build_py
+from setuptools.command.develop import develop
+
+try:
+    from setuptools.command.bdist_wheel import bdist_wheel     # setuptools >= 70.1
+except ImportError:
+    try:
+        with warnings.catch_warnings():   # wheel's own: "update setuptools"
+            warnings.simplefilter('ignore', FutureWarning)
+            from wheel.bdist_wheel import bdist_wheel
+    except ImportError:     # no wheel support here (colcon installs with setup.py install)
+        bdist_wheel = None
 
 package_name = 'rrto_ros'
 HERE = pathlib.Path(__file__).resolve().parent
 
 
+def build_interposer(out: pathlib.Path, verbose: bool = False) -> None:
+    """Build librrto_cuda.so (gcc, CUDA headers) into ``out``."""
+    sys.path.insert(0, str(HERE / package_name / 'interposer'))
+    import build as interposer_build  # rrto_ros/interposer/build.py
+    with tempfile.TemporaryDirectory() as gen:
+        interposer_build.build(out, verbose=verbose, gen_dir=pathlib.Path(gen))
+
+
 class BuildWithInterposer(build_py):
-    """Also build librrto_cuda.so (gcc, CUDA headers) into the package's lib/ folder."""
+    """Also build librrto_cuda.so into the package's lib/ folder: the built package's, or
+    for an editable install (``pip install -e``) the source tree's, which is imported."""
 
     def run(self):
         super().run()
-        sys.path.insert(0, str(HERE / package_name / 'interposer'))
-        import build as interposer_build  # rrto_ros/interposer/build.py
-        out = pathlib.Path(self.build_lib) / package_name / 'lib'
-        interposer_build.build(out, verbose=self.verbose > 0)
+        if getattr(self, 'editable_mode', False):
+            build_interposer(HERE / package_name / 'lib', self.verbose > 0)
+        else:
+            build_interposer(pathlib.Path(self.build_lib) / package_name / 'lib',
+                             self.verbose > 0)
+
+
+class DevelopWithInterposer(develop):
+    """``setup.py develop`` (colcon build --symlink-install, older pip -e) imports the
+    source tree: build librrto_cuda.so there, since develop runs no build_py."""
+
+    def run(self):
+        if not getattr(self, 'uninstall', False):
+            build_interposer(HERE / package_name / 'lib', self.verbose > 0)
+        super().run()
+
+
+class NativeCodeDistribution(Distribution):
+    """The package holds native code (librrto_cuda.so): installed as platform-specific
+    (platlib), and a wheel of it is not pure."""
+
+    def has_ext_modules(self):
+        return True
+
+
+cmdclass = {'build_py': BuildWithInterposer, 'develop': DevelopWithInterposer}
+if bdist_wheel is not None:
+    class PlatformWheel(bdist_wheel):
+        """Tagged for the building machine's platform, for any Python 3: librrto_cuda.so is
+        native code but no Python extension (py3-none-<platform>, e.g. linux_x86_64)."""
+
+        def get_tag(self):
+            return ('py3', 'none', super().get_tag()[2])
+
+    cmdclass['bdist_wheel'] = PlatformWheel
 
 
 setup(
@@ -40,7 +93,8 @@ setup(
     maintainer_email='maintainers@rrto-ros.invalid',
     description='Record/replay transparent offloading of CUDA inference for ROS 2 robots',
     license='Apache-2.0',
-    cmdclass={'build_py': BuildWithInterposer},
+    cmdclass=cmdclass,
+    distclass=NativeCodeDistribution,
     entry_points={
         'console_scripts': [
             'rrto-server = rrto_ros.cli.server_main:main',
