@@ -34,6 +34,8 @@ SITE = pathlib.Path(sysconfig.get_path('purelib', vars={'base': '', 'platbase': 
 DATA_FILES = ['share/ament_index/resource_index/packages/rrto_ros', 'share/rrto_ros/package.xml',
               'share/rrto_ros/launch/robot.launch.py', 'share/rrto_ros/launch/edge.launch.py',
               'share/rrto_ros/config/robot.yaml', 'share/rrto_ros/config/edge.yaml']
+NOT_SOURCES = ('.git', '.venv', 'build', 'dist', '*.egg-info', '__pycache__', '.pytest_cache',
+               '.whl')
 ASSIGNMENT = re.compile(r'^[A-Z_][A-Z0-9_]*=')
 EXECUTABLES = ['rrto_client_node', 'rrto_server_node', 'rrto-server', 'rrto-client',
                'rrto-trace', 'rrto-lib']
@@ -43,13 +45,18 @@ EXECUTABLES = ['rrto_client_node', 'rrto_server_node', 'rrto-server', 'rrto-clie
 def source(tmp_path_factory) -> pathlib.Path:
     """A fresh copy of this source tree's files (no venv, no build outputs)."""
     dest = tmp_path_factory.mktemp('src') / 'rrto_ros'
-    listed = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard', '-z'], cwd=ROOT,
-                            capture_output=True, check=True).stdout.split(b'\0')
-    for rel in filter(None, (f.decode() for f in listed)):
-        if (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    assert not (dest / LIB).exists()
+    try:
+        listed = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard', '-z'],
+                                cwd=ROOT, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):    # not a git checkout: what is there
+        shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(*NOT_SOURCES))
+        shutil.rmtree(dest / 'rrto_ros' / 'lib', ignore_errors=True)
+    else:
+        for rel in filter(None, (f.decode() for f in listed.split(b'\0'))):
+            if (ROOT / rel).is_file():
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / rel, dest / rel)
+    assert not (dest / LIB).exists() and (dest / 'setup.py').is_file()
     return dest
 
 

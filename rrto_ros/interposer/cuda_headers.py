@@ -59,7 +59,8 @@ def fetch(cuda: int, cache: pathlib.Path = DEFAULT_CACHE, quiet: bool = True) ->
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         tmp_path = pathlib.Path(tmp)
         cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--only-binary', ':all:',
-               '--disable-pip-version-check', '-d', str(tmp_path / 'wheels'), *WHEELS[cuda]]
+               '--disable-pip-version-check', '--timeout', '20', '--retries', '2',
+               '-d', str(tmp_path / 'wheels'), *WHEELS[cuda]]
         if quiet:
             cmd.append('-q')
         r = subprocess.run(cmd)
