@@ -94,7 +94,11 @@ def build(out_dir: pathlib.Path, include: Optional[pathlib.Path] = None,
     if verbose:
         print(' '.join(cmd), file=sys.stderr)
     subprocess.run(cmd, check=True)
-    check(lib, api, target)
+    try:
+        check(lib, api, target)
+    except SystemExit:
+        lib.unlink()          # a wrong library must not be found and preloaded
+        raise
     return lib
 
 
@@ -116,6 +120,7 @@ def main() -> None:
         ap.error('give --include or --cuda, not both')
     include = a.include
     if a.cuda:
+        sys.path.insert(0, str(HERE))
         import cuda_headers  # noqa: E402  (a sibling script, not a package module)
         include = cuda_headers.fetch(a.cuda, a.header_cache or cuda_headers.DEFAULT_CACHE)
     cc = a.cc or (TARGETS[a.target] if a.target else os.environ.get('CC', 'gcc'))
