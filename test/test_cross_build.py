@@ -145,3 +145,14 @@ def test_cuda12_build_answers_a_cuda12_app(cuda12, tmp_path):
     traced = dict(line.split('\t') for line in counts.read_text().splitlines())
     assert traced.get('cudaGetDeviceProperties_v2') == '3' and \
         'cudaGetDeviceProperties' not in traced, traced
+
+
+def test_build_check_refuses_a_wrong_library(interposer):
+    """What every build runs on its result: the machine and the API table's exports."""
+    other = 'aarch64' if elf_info.machine(interposer) != 'aarch64' else 'x86_64'
+    with pytest.raises(SystemExit, match=f'is for {elf_info.machine(interposer)}, not {other}'):
+        build.check(interposer, [], other)
+    with pytest.raises(SystemExit, match='does not export 1 function.*cudaNoSuchCall'):
+        build.check(interposer, ['cudaMalloc', 'cudaNoSuchCall'])
+    build.check(interposer, ['cudaMalloc', 'cudaLaunchKernel', '__cudaRegisterFatBinary'],
+                elf_info.machine(interposer))
