@@ -1,8 +1,8 @@
 # Copyright 2026 rrto_ros authors. Apache-2.0.
 import glob
+import importlib.util
 import os
 import pathlib
-import sys
 import tempfile
 import warnings
 
@@ -26,8 +26,10 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 def build_interposer(out: pathlib.Path, verbose: bool = False) -> None:
     """Build librrto_cuda.so (gcc, CUDA headers) into ``out``."""
-    sys.path.insert(0, str(HERE / package_name / 'interposer'))
-    import build as interposer_build  # rrto_ros/interposer/build.py
+    path = HERE / package_name / 'interposer' / 'build.py'    # by path: not PyPA's `build`
+    spec = importlib.util.spec_from_file_location('rrto_interposer_build', path)
+    interposer_build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(interposer_build)
     with tempfile.TemporaryDirectory() as gen:
         interposer_build.build(out, verbose=verbose, gen_dir=pathlib.Path(gen))
 
