@@ -6,7 +6,7 @@ import pathlib
 import tempfile
 import warnings
 
-from setuptools import Distribution, find_packages, setup
+from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 from setuptools.command.develop import develop
 
@@ -57,19 +57,19 @@ class DevelopWithInterposer(develop):
         super().run()
 
 
-class NativeCodeDistribution(Distribution):
-    """The package holds native code (librrto_cuda.so): installed as platform-specific
-    (platlib), and a wheel of it is not pure."""
-
-    def has_ext_modules(self):
-        return True
-
-
 cmdclass = {'build_py': BuildWithInterposer, 'develop': DevelopWithInterposer}
 if bdist_wheel is not None:
     class PlatformWheel(bdist_wheel):
         """Tagged for the building machine's platform, for any Python 3: librrto_cuda.so is
-        native code but no Python extension (py3-none-<platform>, e.g. linux_x86_64)."""
+        native code but no Python extension (py3-none-<platform>, e.g. linux_x86_64).
+
+        Only the wheel says the package has native code (the package goes to the wheel's
+        platlib root): ``setup.py install`` keeps installing into purelib, the folder colcon
+        puts on PYTHONPATH (platlib differs on some systems, e.g. lib64)."""
+
+        def finalize_options(self):
+            self.distribution.has_ext_modules = lambda: True
+            super().finalize_options()
 
         def get_tag(self):
             return ('py3', 'none', super().get_tag()[2])
@@ -96,7 +96,6 @@ setup(
     description='Record/replay transparent offloading of CUDA inference for ROS 2 robots',
     license='Apache-2.0',
     cmdclass=cmdclass,
-    distclass=NativeCodeDistribution,
     entry_points={
         'console_scripts': [
             'rrto-server = rrto_ros.cli.server_main:main',
