@@ -67,11 +67,12 @@ def cuda12() -> pathlib.Path:
 
 
 @pytest.fixture(scope='module')
-def jetson_lib(cuda12, tmp_path_factory) -> pathlib.Path:
+def jetson_lib(request, tmp_path_factory) -> pathlib.Path:
     """librrto_cuda.so built as `make cross-aarch64` builds it."""
     if not shutil.which(CROSS_CC):
         _missing(f'{CROSS_CC} is not installed (apt-get install gcc-aarch64-linux-gnu '
                  'libc6-dev-arm64-cross)')
+    request.getfixturevalue('cuda12')         # fetched first, where the compiler is
     out = tmp_path_factory.mktemp('aarch64')
     r = subprocess.run([sys.executable, 'rrto_ros/interposer/build.py', '--target', 'aarch64',
                         '--cuda', '12', '--out', str(out)], cwd=ROOT, capture_output=True,
