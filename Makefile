@@ -6,10 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LIB := rrto_ros/lib/librrto_cuda.so
 EXAMPLES_OUT := build/examples
+CROSS_OUT := build/aarch64-cuda12
 INTERPOSER_SRC := $(wildcard rrto_ros/interposer/*.c rrto_ros/interposer/*.h \
                     rrto_ros/interposer/*.def rrto_ros/interposer/*.py)
 
-.PHONY: setup lib examples test demo clean
+.PHONY: setup lib examples test demo cross-aarch64 clean
 
 setup: $(STAMP)
 
@@ -38,6 +39,12 @@ lib: $(LIB)
 
 $(LIB): $(INTERPOSER_SRC)
 	$(PY) rrto_ros/interposer/build.py --out rrto_ros/lib
+
+# The interposer for a Jetson (aarch64, JetPack 6's CUDA 12.6) from this machine: needs
+# Debian's gcc-aarch64-linux-gnu and libc6-dev-arm64-cross; the CUDA 12 headers come from
+# PyPI wheels (cached in build/cuda-headers). build.py checks the machine and the exports.
+cross-aarch64: setup
+	$(BIN)/python rrto_ros/interposer/build.py --target aarch64 --cuda 12 --out $(CROSS_OUT)
 
 examples:
 	$(MAKE) -C examples OUT=$(CURDIR)/$(EXAMPLES_OUT)

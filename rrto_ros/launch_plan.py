@@ -274,25 +274,41 @@ def parse_bool(value: Union[str, bool]) -> bool:
     raise PlanError(f'expected true or false, not {value!r}')
 
 
-def resolve_program(program: str) -> str:
-    """An absolute path for the workload's program (cwd, source checkout, PATH)."""
+def source_checkout() -> Optional[pathlib.Path]:
+    """The source checkout this package runs from (an editable or colcon --symlink-install
+    install), or None for an installed copy."""
+    is_checkout = (SOURCE_ROOT / 'setup.py').is_file() and (SOURCE_ROOT / 'examples').is_dir()
+    return SOURCE_ROOT if is_checkout else None
+
+
+def resolve_program(program: str, origin: str = '') -> str:
+    """An absolute path for the workload's program (cwd, source checkout, PATH); ``origin``
+    says where the command came from, for the error."""
     p = pathlib.Path(program).expanduser()
+    checkout = source_checkout()
     if p.is_absolute():
         candidates = [p]
     elif '/' in program:
-        candidates = [pathlib.Path.cwd() / p, SOURCE_ROOT / p]
+        candidates = [pathlib.Path.cwd() / p] + ([checkout / p] if checkout else [])
     else:
         found = shutil.which(program)
         candidates = [pathlib.Path(found)] if found else []
     for c in candidates:
         if c.is_file() and os.access(c, os.X_OK):
             return str(c.resolve())
-    hint = ('build it with `make examples`' if 'build/examples' in program else
-            'check the path')
-    raise PlanError(f'workload program {program!r} not found (looked in: '
-                    f'{", ".join(map(str, candidates)) or "PATH"}); {hint}, or pass '
-                    'another one (launch argument workload:="/path/app args"; '
-                    'workload:=none starts the client node alone)')
+    if 'build/examples' not in program:
+        hint = 'check the path'
+    elif checkout:
+        hint = f'build it with `make examples` in {checkout}'
+    else:
+        hint = ('it is an example program of the rrto_ros source checkout (`make examples` '
+                'builds it there), which this installation does not include')
+    where = f' ({origin})' if origin else ''
+    raise PlanError(f'workload program {program!r}{where} not found (looked in: '
+                    f'{", ".join(map(str, candidates)) or "PATH"}); {hint}. Pass the '
+                    'program to run: launch argument workload:="/path/app args" (launch_plan '
+                    'show: --workload), workload:=none starts the client node alone; or set '
+                    f'{WORKLOAD} command in your own params file')
 
 
 def robot_plan(params_file: Optional[str] = None, server_host: str = '',
@@ -321,14 +337,16 @@ def robot_plan(params_file: Optional[str] = None, server_host: str = '',
     if unknown:
         raise PlanError(f'params file {params_file}: {WORKLOAD} has no setting '
                         f'{", ".join(unknown)} (it has: {", ".join(WORKLOAD_KEYS)})')
+    origin = ''
     if workload is None or (isinstance(workload, str) and not workload.strip()):
         command = list(work.get('command') or [])
+        origin = f'{WORKLOAD} command in {params_file}'
     elif isinstance(workload, str):
         command = [] if workload.strip().lower() == 'none' else shlex.split(workload)
     else:
         command = list(workload)
     if command:
-        program = resolve_program(str(command[0]))
+        program = resolve_program(str(command[0]), origin)
         args = [str(a) for a in command[1:]]
         if use:
             wait = float(work.get('agent_wait_s', DEFAULT_AGENT_WAIT_S))
@@ -536,6 +554,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     show.add_argument('--params-file')
     show.add_argument('--pipeline', action='store_true',
                       help='robot: the people-following pipeline instead of the workload')
+    show.add_argument('--workload', help='robot: the launch argument workload (the program '
+                      'and its arguments, or none)')
     run = sub.add_parser('run', help='wait for the client node, then exec a workload')
     run.add_argument('--agent-socket', required=True)
     run.add_argument('--wait', type=float, default=DEFAULT_AGENT_WAIT_S)
@@ -550,7 +570,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if a.side == 'robot' and a.pipeline:
             plan = pipeline_plan(a.params_file)
         else:
-            plan = robot_plan(a.params_file) if a.side == 'robot' else edge_plan(a.params_file)
+            plan = (robot_plan(a.params_file, workload=a.workload) if a.side == 'robot' else
+                    edge_plan(a.params_file))
     except PlanError as e:
         print(f'launch_plan: {e}', file=sys.stderr)
         return 2

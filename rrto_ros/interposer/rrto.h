@@ -95,8 +95,12 @@ const char *rrto_error_name(int err); /* e.g. "cudaErrorDevicesUnavailable"; NUL
 
 #include "rrto_api_ids.h"   /* generated: enum of every runtime API function */
 
-/* Count the call; in trace mode forward it to the real runtime and return its result. */
-#define RRTO_ENTER(name, ...)                                                   \
+/* Count the call; in trace mode forward it to the real runtime and return its result.
+ * The name is macro-expanded first, so a function the header renames (CUDA 12:
+ * cudaGetDeviceProperties -> cudaGetDeviceProperties_v2) counts and forwards as the symbol
+ * its definition really defines. */
+#define RRTO_ENTER(name, ...) RRTO_ENTER_(name, __VA_ARGS__)
+#define RRTO_ENTER_(name, ...)                                                  \
   do {                                                                        \
     rrto_count(RRTO_ID_##name);                                               \
     if (rrto_tracing()) {                                                     \
