@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The README's two commands on the accelerator machine, from a fresh clone, with a carried
+# wheelhouse instead of a package index (that machine reaches none), then the end-to-end
+# tests on the cuda backend from the same venv. Writes logs to $1.
+#   bash bench/readme_gpu.sh "$OUT" WHEELHOUSE_TAR_XZ
+# The wheelhouse: python3.12 -m pip wheel -w .whl -r requirements.txt, packed with
+# tar -cJf (carried paths are limited to 64 MiB).
+set -uo pipefail
+out=$1; tarball=$2
+mkdir -p "$out" /tmp/wh
+tar -xJf "$tarball" -C /tmp/wh
+src=$PWD
+rm -rf /tmp/fresh
+if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
+  git clone -q "$src" /tmp/fresh
+else   # the machine's copy has no .git: copy the tracked tree
+  mkdir /tmp/fresh && tar -C "$src" --exclude=./.venv --exclude=./build --exclude=./.wheelhouse \
+    --exclude=./rrto_ros/lib -cf - . | tar -C /tmp/fresh -xf -
+fi
+cd /tmp/fresh
+export PIP_FIND_LINKS=/tmp/wh/.whl PIP_NO_INDEX=1 PYTHONUNBUFFERED=1
+{ echo "# $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"
+  echo "# fresh clone of $(git rev-parse --short HEAD 2>/dev/null || echo 'the working tree'),"\
+       "PIP_FIND_LINKS=<wheelhouse> PIP_NO_INDEX=1, python3 = $(command -v python3)"
+  echo '$ make demo'; make demo 2>&1; echo "# make demo exit code $?"
+  echo '$ make test'; make test 2>&1 | tail -25; echo "# make test exit code ${PIPESTATUS[0]}"
+} > "$out/readme_demo_gpu.log"
+tail -30 "$out/readme_demo_gpu.log"
+shift 2
+if [ $# -gt 0 ]; then   # more tests on the cuda backend, from the README's venv
+  PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 timeout 400 .venv/bin/python -m pytest --backend cuda -q -rs \
+    "$@" 2>&1 | tee "$out/gpu_pytest_cuda.log" | tail -15
+fi
