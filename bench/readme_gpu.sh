@@ -10,17 +10,16 @@ out=$1; tarball=$2
 mkdir -p "$out" /tmp/wh
 tar -xJf "$tarball" -C /tmp/wh
 src=$PWD
-rm -rf /tmp/fresh
-if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
-  git clone -q "$src" /tmp/fresh
-else   # the machine's copy has no .git: copy the tracked tree
-  mkdir /tmp/fresh && tar -C "$src" --exclude=./.venv --exclude=./build --exclude=./.wheelhouse \
-    --exclude=./rrto_ros/lib -cf - . | tar -C /tmp/fresh -xf -
-fi
+rm -rf /tmp/fresh && mkdir /tmp/fresh
+# A fresh copy of the tree as it travelled (the machine's .git may be older than the tree):
+# nothing that a build or an earlier run left behind.
+tar -C "$src" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./.wheelhouse \
+  --exclude=./.whl --exclude=./rrto_ros/lib --exclude='*.egg-info' --exclude=__pycache__ \
+  -cf - . | tar -C /tmp/fresh -xf -
 cd /tmp/fresh
 export PIP_FIND_LINKS=/tmp/wh/.whl PIP_NO_INDEX=1 PYTHONUNBUFFERED=1
 { echo "# $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"
-  echo "# fresh clone of $(git rev-parse --short HEAD 2>/dev/null || echo 'the working tree'),"\
+  echo "# fresh copy of the tree at ${RRTO_COMMIT:-?} (no venv, no build),"\
        "PIP_FIND_LINKS=<wheelhouse> PIP_NO_INDEX=1, python3 = $(command -v python3)"
   echo '$ make demo'; make demo 2>&1; echo "# make demo exit code $?"
   echo '$ make test'; make test 2>&1 | tail -25; echo "# make test exit code ${PIPESTATUS[0]}"
