@@ -50,7 +50,7 @@ examples:
 	$(MAKE) -C examples OUT=$(CURDIR)/$(EXAMPLES_OUT)
 
 test: setup lib examples
-	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/python -m pytest test -q -rs
+	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/python -m pytest test -q -rfEs
 
 demo: setup lib examples
 	$(BIN)/python -m rrto_ros.demo

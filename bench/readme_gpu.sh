@@ -22,7 +22,8 @@ export PIP_FIND_LINKS=/tmp/wh/.whl PIP_NO_INDEX=1 PYTHONUNBUFFERED=1
   echo "# fresh copy of the tree at ${RRTO_COMMIT:-?} (no venv, no build),"\
        "PIP_FIND_LINKS=<wheelhouse> PIP_NO_INDEX=1, python3 = $(command -v python3)"
   echo '$ make demo'; make demo 2>&1; echo "# make demo exit code $?"
-  echo '$ make test'; make test 2>&1 | tail -25; echo "# make test exit code ${PIPESTATUS[0]}"
+  echo '$ make test'; make test > "$out/readme_test_gpu.log" 2>&1; echo "# make test exit code $?"
+  grep -E '^(FAILED|ERROR|SKIPPED|[0-9]+ (passed|failed))' "$out/readme_test_gpu.log"
 } > "$out/readme_demo_gpu.log"
 tail -30 "$out/readme_demo_gpu.log"
 shift 2
