@@ -10,6 +10,7 @@ import sys
 import threading
 from typing import List, Optional
 
+from rrto_ros.cli import add_log_level, setup_logging
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.config import MODES
 from rrto_ros.client.core import ClientCore
@@ -49,15 +50,13 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument('--lane-endpoint', default=d.lane_endpoint,
                     help="tcp://HOST:PORT where apps reach the server's replay lane (default: "
                          "the server's host, the port it announces)")
-    ap.add_argument('--log-level', default='INFO',
-                    choices=('DEBUG', 'INFO', 'WARNING', 'ERROR'), type=str.upper,
-                    help='how much to log')
+    add_log_level(ap)
     return ap
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     a = parser().parse_args(argv)
-    logging.basicConfig(level=a.log_level, format='[rrto-client] %(message)s')
+    setup_logging('rrto-client', a.log_level)
     try:
         core = ClientCore(ClientConfig(
             a.server, a.agent_socket, a.mode, a.connect_timeout, a.server_timeout,

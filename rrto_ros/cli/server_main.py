@@ -9,6 +9,7 @@ import signal
 import sys
 from typing import List, Optional
 
+from rrto_ros.cli import add_log_level, setup_logging
 from rrto_ros.server.backend import BackendUnavailable, choose_backend
 from rrto_ros.server.server import default_cache_dir
 from rrto_ros.server.server import Server
@@ -42,15 +43,13 @@ def parser() -> argparse.ArgumentParser:
                     'no encryption')
     ap.add_argument('--lane-port', type=int, default=_DEFAULTS.lane_port,
                     help='TCP port of the replay lane (0: any free one, -1: no lane)')
-    ap.add_argument('--log-level', default='INFO',
-                    choices=('DEBUG', 'INFO', 'WARNING', 'ERROR'), type=str.upper,
-                    help='how much to log')
+    add_log_level(ap)
     return ap
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     a = parser().parse_args(argv)
-    logging.basicConfig(level=a.log_level, format='[rrto-server] %(message)s')
+    setup_logging('rrto-server', a.log_level)
     try:
         backend, why = choose_backend(a.backend, a.device)
         logging.info('backend %s: %s', backend, why)
