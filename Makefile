@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 LIB := rrto_ros/lib/librrto_cuda.so
 EXAMPLES_OUT := build/examples
 INTERPOSER_SRC := $(wildcard rrto_ros/interposer/*.c rrto_ros/interposer/*.h \
-                    rrto_ros/interposer/*.def rrto_ros/interposer/*.py)
+                    rrto_ros/interposer/*.def rrto_ros/interposer/*.py \
+                    rrto_ros/interposer/vendor_api/*.txt)
 
 .PHONY: setup lib examples test demo clean
 

@@ -20,7 +20,8 @@ from typing import List, Optional
 HERE = pathlib.Path(__file__).resolve().parent
 LIB_NAME = 'librrto_cuda.so'
 SOURCES = ['transport.c', 'registry.c', 'memtrack.c', 'errors.c', 'trace.c', 'runtime_api.c',
-           'replay.c', 'lane.c']
+           'replay.c', 'lane.c', 'driver_api.c']
+GENERATED = ['rrto_unsupported.c', 'rrto_vendor_stubs.c']   # by gen_api_table.py, in gen/
 
 
 def cuda_include_dirs() -> List[pathlib.Path]:
@@ -60,7 +61,7 @@ def build(out_dir: pathlib.Path, include: Optional[pathlib.Path] = None,
     cmd = [cc, '-shared', '-fPIC', '-O2', '-std=gnu11', '-Wall', '-Wextra',
            '-Wno-unused-parameter', '-fvisibility=default', '-I', str(HERE), '-I', str(gen_dir),
            '-I', str(include), '-o', str(lib)]
-    cmd += [str(HERE / s) for s in SOURCES] + [str(gen_dir / 'rrto_unsupported.c')]
+    cmd += [str(HERE / s) for s in SOURCES] + [str(gen_dir / g) for g in GENERATED]
     cmd += ['-ldl', '-lpthread']
     if verbose:
         print(' '.join(cmd), file=sys.stderr)
