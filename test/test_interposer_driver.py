@@ -124,6 +124,7 @@ def test_unimplemented_driver_and_library_functions_fail_by_name(lookups, interp
     assert any('cublasCreate_v2 is not forwarded yet: it returns '
                'CUBLAS_STATUS_NOT_SUPPORTED (15)' in ln for ln in lines)
     assert any('cudnnCreate is not forwarded yet' in ln for ln in lines)
+    assert all('(called from ' in ln and 'driver_lookups' in ln for ln in lines[:-1])
     assert any('cublasLtCreate is not forwarded yet' in ln for ln in lines)
     assert 'cuCtxCreate_v4(2 calls)' in r.stderr   # the exit report names them again
 
@@ -162,6 +163,8 @@ def test_library_symbols_win_over_the_linked_library(tmp_path, interposer):
     r = run([tmp_path / 'prog'], interposer)
     assert parse(r.stdout) == {'create': '15', 'sgemm': '15'}
     assert 'cublasSgemm_v2 is not forwarded yet' in r.stderr
+    traced = run([tmp_path / 'prog'], interposer, RRTO_TRACE='1')   # passed to the library
+    assert parse(traced.stdout) == {'create': '77', 'sgemm': '77'}, traced.stderr
 
 
 def vendor_include_dirs() -> List[pathlib.Path]:

@@ -220,9 +220,9 @@ cudaError_t cudaGetDriverEntryPointByVersion_ptsz(
 
 /* ---------------------------------------------------------------- the table */
 
-static CUresult drv_unsupported(int id) {
+static CUresult drv_unsupported(int id, const void *caller) {
   rrto_count(id);
-  rrto_not_forwarded(id, "CUDA_ERROR_NOT_SUPPORTED (801)");
+  rrto_not_forwarded(id, "CUDA_ERROR_NOT_SUPPORTED (801)", caller);
   return CUDA_ERROR_NOT_SUPPORTED;
 }
 

@@ -199,7 +199,7 @@ def driver_table(names: Sequence[str], aliases: Sequence[Tuple[str, str, str]],
     for n in names:
         if n not in local:
             out.append(f'static CUresult stub_{n}(void) '
-                       f'{{ return drv_unsupported(RRTO_ID_{n}); }}')
+                       f'{{ return drv_unsupported(RRTO_ID_{n}, __builtin_return_address(0)); }}')
     out += ['', 'static const struct drv_entry g_driver[] = {']
     out += [f'    {{"{n}", (void *)({"drv_" if n in local else "stub_"}{n})}},' for n in names]
     out += ['};', '', 'static const struct drv_alias g_aliases[] = {']
@@ -411,7 +411,8 @@ def vendor_stubs(funcs: Sequence[VendorFunc]) -> str:
                    f'    if (!real_) real_ = ({fn_type})rrto_real_in("{f.name}", libs_{f.lib});\n'
                    f'    if (real_) {{ {call}; {"return; " if f.ret == "void" else ""}}}\n'
                    '  }\n'
-                   f'  rrto_not_forwarded(RRTO_ID_{f.name}, "{what}");\n'
+                   f'  rrto_not_forwarded(RRTO_ID_{f.name}, "{what}", '
+                   '__builtin_return_address(0));\n'
                    f'  {fail}\n}}\n')
     return '\n'.join(out)
 

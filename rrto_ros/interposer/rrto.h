@@ -89,8 +89,9 @@ void *rrto_real(const char *name);
 void *rrto_real_in(const char *name, const char *const *sonames);  /* NULL-terminated list */
 void rrto_count(int id);
 void rrto_unsupported(int id);
-/* A library or driver function with no forwarding yet: says so once, naming what it returns. */
-void rrto_not_forwarded(int id, const char *returns);
+/* A library or driver function with no forwarding yet: says so once, naming what it returns
+ * and the object that called it (a return address). */
+void rrto_not_forwarded(int id, const char *returns, const void *caller);
 void rrto_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* --- errors.c: CUDA's last-error semantics, answered locally --- */

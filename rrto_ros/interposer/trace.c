@@ -71,11 +71,14 @@ void rrto_unsupported(int id) {
              "this function to the rrto_ros maintainers.", g_names[id]);
 }
 
-void rrto_not_forwarded(int id, const char *returns) {
-  if (!__atomic_exchange_n(&g_unsupported[id], 1, __ATOMIC_RELAXED))
-    rrto_log("%s is not forwarded yet: it returns %s. Run the app under `rrto-trace` to list "
-             "every CUDA call it makes, and report this function to the rrto_ros maintainers.",
-             g_names[id], returns);
+void rrto_not_forwarded(int id, const char *returns, const void *caller) {
+  if (__atomic_exchange_n(&g_unsupported[id], 1, __ATOMIC_RELAXED)) return;
+  Dl_info di;
+  const char *who = dladdr(caller, &di) && di.dli_fname && *di.dli_fname ? di.dli_fname
+                                                                         : "the program";
+  rrto_log("%s is not forwarded yet: it returns %s (called from %s). Run the app under "
+           "`rrto-trace` to list every CUDA call it makes, and report this function to the "
+           "rrto_ros maintainers.", g_names[id], returns, who);
 }
 
 __attribute__((destructor)) static void report_at_exit(void) {
