@@ -36,9 +36,14 @@ static void *(*real_dlsym)(void *, const char *);
 static const char *g_self_path;   /* this library: what dlopen of libcuda hands out */
 static void *g_self;
 
+/* glibc's own function: in libc since 2.34, in libdl before, whose first version is
+ * GLIBC_2.17 on aarch64 (JetPack 5) and GLIBC_2.2.5 on x86-64. */
 static void *glibc(const char *name) {
-  void *f = dlvsym(RTLD_NEXT, name, "GLIBC_2.34");
-  return f ? f : dlvsym(RTLD_NEXT, name, "GLIBC_2.2.5");
+  static const char *const versions[] = {"GLIBC_2.34", "GLIBC_2.17", "GLIBC_2.2.5"};
+  void *f = NULL;
+  for (size_t i = 0; !f && i < sizeof versions / sizeof *versions; i++)
+    f = dlvsym(RTLD_NEXT, name, versions[i]);
+  return f;
 }
 
 static void find_real(void) {
@@ -46,7 +51,7 @@ static void find_real(void) {
   void *(*o)(const char *, int) = (void *(*)(const char *, int))glibc("dlopen");
   void *(*s)(void *, const char *) = (void *(*)(void *, const char *))glibc("dlsym");
   if (!o || !s) {
-    rrto_log("cannot find glibc's dlopen/dlsym (GLIBC_2.34 or GLIBC_2.2.5); aborting");
+    rrto_log("cannot find glibc's dlopen/dlsym (GLIBC_2.34, 2.17 or 2.2.5); aborting");
     abort();
   }
   if (dladdr((void *)&find_real, &self) && self.dli_fname) {
