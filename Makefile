@@ -8,7 +8,8 @@ LIB := rrto_ros/lib/librrto_cuda.so
 EXAMPLES_OUT := build/examples
 CROSS_OUT := build/aarch64-cuda12
 INTERPOSER_SRC := $(wildcard rrto_ros/interposer/*.c rrto_ros/interposer/*.h \
-                    rrto_ros/interposer/*.def rrto_ros/interposer/*.py)
+                    rrto_ros/interposer/*.def rrto_ros/interposer/*.py \
+                    rrto_ros/interposer/vendor_api/*.txt)
 
 .PHONY: setup lib examples test demo cross-aarch64 clean
 

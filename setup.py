@@ -81,7 +81,8 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*']),
-    package_data={package_name: ['interposer/*.c', 'interposer/*.h', 'interposer/*.def']},
+    package_data={package_name: ['interposer/*.c', 'interposer/*.h', 'interposer/*.def',
+                                'interposer/vendor_api/*.txt']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),

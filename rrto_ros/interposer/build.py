@@ -26,7 +26,8 @@ from typing import List, Optional, Sequence
 HERE = pathlib.Path(__file__).resolve().parent
 LIB_NAME = 'librrto_cuda.so'
 SOURCES = ['transport.c', 'registry.c', 'memtrack.c', 'errors.c', 'trace.c', 'runtime_api.c',
-           'replay.c', 'lane.c']
+           'replay.c', 'lane.c', 'driver_api.c']
+GENERATED = ['rrto_unsupported.c', 'rrto_vendor_stubs.c']   # by gen_api_table.py, in gen/
 # --target: the machine (as elf_info names it) -> the Debian cross compiler for it.
 TARGETS = {'aarch64': 'aarch64-linux-gnu-gcc'}
 
@@ -89,7 +90,7 @@ def build(out_dir: pathlib.Path, include: Optional[pathlib.Path] = None,
     cmd = [cc, '-shared', '-fPIC', '-O2', '-std=gnu11', '-Wall', '-Wextra',
            '-Wno-unused-parameter', '-fvisibility=default', '-I', str(HERE), '-I', str(gen),
            '-I', str(include), '-o', str(lib)]
-    cmd += [str(HERE / s) for s in SOURCES] + [str(gen / 'rrto_unsupported.c')]
+    cmd += [str(HERE / s) for s in SOURCES] + [str(gen / g) for g in GENERATED]
     cmd += ['-ldl', '-lpthread']
     if verbose:
         print(' '.join(cmd), file=sys.stderr)

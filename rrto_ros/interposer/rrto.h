@@ -29,6 +29,9 @@ int rrto_post(uint16_t op, const uint64_t *args, uint32_t nargs, const void *dat
  * generation belong to a dead session (e.g. before fork) and are resolved again. */
 unsigned rrto_generation(void);
 int rrto_device_count(void);  /* from the hello reply; connects if needed */
+/* The live session's device count without connecting or locking; 0 while there is no
+ * session (before the first CUDA call, after a fork, once the session is lost). */
+int rrto_session_devices(void);
 
 /* Sends one request with the lock held (no replay matching); rep may be NULL. */
 int rrto_xfer_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32_t nargs,
@@ -83,8 +86,12 @@ void rrto_mem_reset(void);
 /* --- trace.c: pass-through mode, call counts, unsupported-call reports --- */
 int rrto_tracing(void);
 void *rrto_real(const char *name);
+void *rrto_real_in(const char *name, const char *const *sonames);  /* NULL-terminated list */
 void rrto_count(int id);
 void rrto_unsupported(int id);
+/* A library or driver function with no forwarding yet: says so once, naming what it returns
+ * and the object that called it (a return address). */
+void rrto_not_forwarded(int id, const char *returns, const void *caller);
 void rrto_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* --- errors.c: CUDA's last-error semantics, answered locally --- */
@@ -93,7 +100,7 @@ const char *rrto_error_name(int err); /* e.g. "cudaErrorDevicesUnavailable"; NUL
 
 #pragma GCC visibility pop
 
-#include "rrto_api_ids.h"   /* generated: enum of every runtime API function */
+#include "rrto_api_ids.h"   /* generated: enum of every runtime, driver and library function */
 
 /* Count the call; in trace mode forward it to the real runtime and return its result.
  * The name is macro-expanded first, so a function the header renames (CUDA 12:

@@ -44,18 +44,22 @@ int rrto_tracing(void) {
   return g_tracing;
 }
 
-void *rrto_real(const char *name) {
+void *rrto_real_in(const char *name, const char *const *sonames) {
   void *f = dlsym(RTLD_NEXT, name);
   if (f) return f;
-  /* The runtime may sit in a library loaded with RTLD_LOCAL (Python extensions). */
-  static const char *const libs[] = {"libcudart.so.13", "libcudart.so.12", "libcudart.so"};
-  for (size_t i = 0; i < sizeof libs / sizeof *libs; i++) {
-    void *h = dlopen(libs[i], RTLD_NOW | RTLD_NOLOAD);
-    if (!h) h = dlopen(libs[i], RTLD_NOW | RTLD_LOCAL);
+  /* The library may sit in a library loaded with RTLD_LOCAL (Python extensions). */
+  for (; *sonames; sonames++) {
+    void *h = dlopen(*sonames, RTLD_NOW | RTLD_NOLOAD);
+    if (!h) h = dlopen(*sonames, RTLD_NOW | RTLD_LOCAL);
     if (h && (f = dlsym(h, name))) return f;
   }
-  if (rrto_tracing()) rrto_log("trace mode: the real CUDA runtime has no %s", name);
+  if (rrto_tracing()) rrto_log("trace mode: no loaded library has %s", name);
   return NULL;
+}
+
+void *rrto_real(const char *name) {
+  static const char *const libs[] = {"libcudart.so.13", "libcudart.so.12", "libcudart.so", 0};
+  return rrto_real_in(name, libs);
 }
 
 void rrto_count(int id) { __atomic_fetch_add(&g_counts[id], 1, __ATOMIC_RELAXED); }
@@ -65,6 +69,16 @@ void rrto_unsupported(int id) {
     rrto_log("%s is not supported by the rrto interposer: it returns cudaErrorNotSupported. "
              "Run the app under `rrto-trace` to list every CUDA call it makes, and report "
              "this function to the rrto_ros maintainers.", g_names[id]);
+}
+
+void rrto_not_forwarded(int id, const char *returns, const void *caller) {
+  if (__atomic_exchange_n(&g_unsupported[id], 1, __ATOMIC_RELAXED)) return;
+  Dl_info di;
+  const char *who = dladdr(caller, &di) && di.dli_fname && *di.dli_fname ? di.dli_fname
+                                                                         : "the program";
+  rrto_log("%s is not forwarded yet: it returns %s (called from %s). Run the app under "
+           "`rrto-trace` to list every CUDA call it makes, and report this function to the "
+           "rrto_ros maintainers.", g_names[id], returns, who);
 }
 
 __attribute__((destructor)) static void report_at_exit(void) {

@@ -271,3 +271,8 @@ int rrto_device_count(void) {
   pthread_mutex_unlock(&g_lock);
   return n;
 }
+
+int rrto_session_devices(void) {
+  return __atomic_load_n(&g_fd, __ATOMIC_RELAXED) >= 0
+             ? __atomic_load_n(&g_device_count, __ATOMIC_RELAXED) : 0;
+}
