@@ -132,3 +132,29 @@ def test_dead_server_is_detected_not_waited_on():
     with pytest.raises(ServerLost, match='no answer'):
         link.call(Op.HELLO, [1])
     link.close()
+
+
+@pytest.mark.parametrize('op', [[1, 2], {'x': 1}, 1.5, True, b'\x05', None])
+def test_op_of_a_wrong_type_is_refused_by_name(server, op):
+    """Regression: an unhashable op (list, map) killed the session's thread."""
+    link = session(server)
+    link.seq += 1
+    head = {'v': PROTOCOL_VERSION, 'sid': link.sid, 'seq': link.seq, 'op': op, 'a': []}
+    link.sock.send_multipart([msgpack.packb(head, use_bin_type=True)])
+    rep = link.wait(link.seq)
+    assert rep.err == ops.CUDA_ERROR_INVALID_VALUE
+    assert "'op'" in rep.message and 'malformed' in rep.message
+    assert link.call(Op.MALLOC, [16]).err == 0          # the session thread still serves
+    link.close()
+
+
+@pytest.mark.parametrize('field, value', [('a', [-1]), ('a', [1 << 64 - 1, 'x']),
+                                          ('a', [True]), ('seq', 'x'), ('sid', 'text')])
+def test_header_fields_of_wrong_type_or_range_are_named(server, field, value):
+    sock = raw(server)
+    head = {'v': PROTOCOL_VERSION, 'sid': b'', 'seq': 3, 'op': int(Op.MALLOC), 'a': [1]}
+    head[field] = value
+    sock.send_multipart([msgpack.packb(head, use_bin_type=True)])
+    rep = decode_reply(sock.recv_multipart())
+    assert rep.err == ops.CUDA_ERROR_INVALID_VALUE and f"'{field}'" in rep.message
+    sock.close()

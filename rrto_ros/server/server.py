@@ -310,7 +310,7 @@ class Server:
             req = decode_request(body)
         except ProtocolError as e:
             self.stats.requests += 1
-            return self._reject(ident, -1, f'malformed request: {e}')
+            return self._reject(ident, e.seq, f'malformed request: {e}')
         self._admit(ident, req, total_size(body))
 
     def _admit(self, ident: bytes, req: Request, size: int) -> None:

@@ -138,8 +138,8 @@ class ServerSession:
         self.closed.set()
 
     def _execute(self, req: Request) -> Optional[Reply]:
-        handler = self._handlers.get(req.op)
         try:
+            handler = self._handlers.get(req.op)   # the decoder made op a number
             if handler is None:
                 raise CudaError(ops.CUDA_ERROR_NOT_SUPPORTED, f'unknown op {req.op!r}')
             if self.backend is None and req.op != Op.HELLO:
