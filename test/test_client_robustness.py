@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 
@@ -149,3 +150,26 @@ def test_a_malformed_server_reply_fails_the_app_by_name(tmp_path, head, says):
     finally:
         core.stop()
         bad.close()
+
+
+def test_payload_over_the_servers_limit_is_refused_by_the_client(node, caplog):
+    app = App(node.config.agent_socket)
+    app.hello()
+    err, res, _, _, _ = app.call(Op.MALLOC, [4 << 20])
+    with caplog.at_level(logging.INFO, logger='rrto_ros.client.session'):
+        err, _, _, _, _ = app.call(Op.MEMCPY_HTOD, [res[0], 0, 0], b'x' * (2 << 20))
+    assert err == ops.CUDA_ERROR_INVALID_VALUE
+    assert 'MEMCPY_HTOD with 2097152 bytes of payload exceeds the max_message_bytes ' \
+        '(1048576)' in caplog.text and 'raise it there' in caplog.text
+    assert alive(app)
+    app.close()
+
+
+def test_a_module_larger_than_a_message_is_uploaded_in_chunks(node):
+    app = App(node.config.agent_socket)
+    app.hello()
+    image = bytes(range(256)) * (12 << 10)      # 3 MiB; the server takes 1 MiB a message
+    err, res, data, _, _ = app.call(Op.MODULE_LOAD, [1, 0, len(image)], image)
+    assert err == 0 and res == (1,), data
+    assert node.sessions and next(iter(node.sessions.values())).stats.modules_uploaded == 1
+    app.close()

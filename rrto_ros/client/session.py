@@ -259,6 +259,8 @@ class ClientSession:
             self.stats.state = 'lost'
             return self._reply(ops.CUDA_ERROR_NO_DEVICE, message=self.lost)
         self.uplink.sid = sid
+        limit = reply.extra.get('max_message_bytes')
+        self.uplink.max_payload = limit if type(limit) is int and limit > 0 else None
         self._open = True
         log.info('session %s opened on %s (%s backend, mode %s)', self.label,
                  self.config.server_endpoint, reply.extra.get('backend', '?'), self.mode)
@@ -317,11 +319,24 @@ class ClientSession:
         key = hashlib.sha256(image).hexdigest()
         reply = self.uplink.call(Op.MODULE_LOAD, [module_id], hash=key)
         if reply.extra.get('need_data'):
-            reply = self.uplink.call(Op.MODULE_LOAD, [module_id], [image], hash=key)
+            reply = self._upload_module(module_id, image, key)
             self.stats.modules_uploaded += 1
         else:
             self.stats.modules_cached += 1
         self._answer(reply)
+
+    def _upload_module(self, module_id: int, image: bytes, key: str) -> Reply:
+        """Send a module's bytes in chunks the server takes (all but the last not waited
+        for: an error among them comes back with the last one's answer)."""
+        step = min(self.uplink.max_payload or wire.CHUNK, wire.CHUNK)
+        view, total = memoryview(image), len(image)
+        offsets = range(0, total, step) if total else [0]
+        for off in offsets[:-1]:
+            self.uplink.send(Op.MODULE_LOAD, [module_id, off, total], [view[off:off + step]],
+                             quiet=True, hash=key)
+        last = offsets[-1]
+        return self.uplink.call(Op.MODULE_LOAD, [module_id, last, total], [view[last:]],
+                                hash=key)
 
     def _forward(self, op: Op, req: wire.AgentRequest) -> None:
         frames = [req.data] if req.data else []

@@ -28,7 +28,8 @@ from rrto_ros.protocol.curve import CurveError, server_keys
 from rrto_ros.server.server import Server, ServerConfig
 
 CORE_LOGGERS = ('rrto_ros.server',)   # routed to this node's logger
-RUNTIME_PARAMS = ('max_sessions', 'session_timeout_s')   # applied to the running server
+# applied to the running server
+RUNTIME_PARAMS = ('max_sessions', 'session_timeout_s', 'unused_session_timeout_s')
 
 
 class ServerNode(Node):

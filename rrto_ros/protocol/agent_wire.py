@@ -122,7 +122,8 @@ def send_reply(sock: socket.socket, err: int, res: Sequence[int] = (), data: byt
     else:
         sock.sendall(head)
         sock.sendall(data)
-        sock.sendall(tail)
+        if tail:   # an app that has read its answer may exit at once: send nothing more
+            sock.sendall(tail)
 
 
 def read_reply(sock: socket.socket) -> Tuple[int, Tuple[int, ...], bytes, int, int]:
