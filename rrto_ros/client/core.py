@@ -14,6 +14,7 @@ from typing import Deque, Dict, List, Optional, Tuple
 
 import zmq
 
+from rrto_ros.client import agent_socket
 from rrto_ros.client.config import check_mode
 from rrto_ros.client.config import check_record_window
 from rrto_ros.client.config import ClientConfig
@@ -42,9 +43,11 @@ class ClientCore:
 
     def start(self) -> 'ClientCore':
         path = self.config.agent_socket
+        agent_socket.prepare_dir(path)
         _remove_stale_socket(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(path)
+        os.chmod(path, 0o600)
         sock.listen(64)
         sock.settimeout(0.2)
         self._listener = sock
@@ -126,6 +129,11 @@ class ClientCore:
                 continue
             except OSError:
                 break
+            refusal = agent_socket.peer_refusal(agent_socket.peer_uid(conn))
+            if refusal:
+                log.warning("%s (its calls would run as this node's user)", refusal)
+                conn.close()
+                continue
             conn.settimeout(None)
             session = ClientSession(conn, self.ctx, self.config, self._ended, self.curve)
             session.thread = threading.Thread(target=session.run, name='rrto-client-session',

@@ -51,7 +51,10 @@ CLIENT_PARAMS: Tuple[ParamSpec, ...] = (
               constraints='tcp://HOST:PORT, ipc://PATH'),
     ParamSpec('agent_socket', _CLIENT.agent_socket,
               'UNIX socket where interposed apps (LD_PRELOAD=librrto_cuda.so) reach this node; '
-              'apps find it through RRTO_AGENT_SOCKET.' + _RESTART, read_only=True),
+              'apps find it through RRTO_AGENT_SOCKET. Empty: $XDG_RUNTIME_DIR/rrto/agent.sock, '
+              "else /tmp/rrto-<uid>/agent.sock (the interposer's default too). Its directory "
+              "must be private (mode 0700, this user's); only processes of this user or root "
+              'are served.' + _RESTART, read_only=True),
     ParamSpec('mode', _CLIENT.mode,
               'How CUDA calls are forwarded: rpc (every call waits), pipelined (calls whose '
               'result the app does not need are not waited for), replay (record the '
