@@ -91,7 +91,7 @@ class FuzzSession:
     def __init__(self) -> None:
         self.inputs = 0
         self.session: Optional[ServerSession] = None
-        self.cache = ModuleCache(None, max_mem_bytes=8 << 20)
+        self.cache = ModuleCache(None, max_mem_bytes=1 << 20)
         self.fresh()
 
     def fresh(self) -> None:
@@ -190,8 +190,8 @@ def target_lane(data: bytes) -> None:
     lane = lanes.ServerLane(_lane_socket(), 1 << 20)
     if r.byte() & 1:   # a valid hello first, to reach the request framing
         lane._feed(memoryview(lane_wire.LANE_HELLO + _session().session.sid))
-    step = 1 + r.byte()
     body = r.rest()
+    step = max(1 + r.byte(), len(body) // 64)   # any chunking, at most 64 reads an input
     try:
         for i in range(0, len(body), step):
             for lreq in lane._feed(memoryview(body[i:i + step])):
