@@ -173,3 +173,14 @@ def test_a_module_larger_than_a_message_is_uploaded_in_chunks(node):
     assert err == 0 and res == (1,), data
     assert node.sessions and next(iter(node.sessions.values())).stats.modules_uploaded == 1
     app.close()
+
+
+def test_oversized_frame_from_the_app_is_refused_before_it_is_read(node, caplog):
+    """The local socket's length prefix is checked before anything is allocated for it."""
+    app = App(node.config.agent_socket)
+    app.hello()
+    with caplog.at_level(logging.WARNING, logger='rrto_ros.client.session'):
+        app.sock.sendall(wire.REQ.pack(wire.MAGIC, int(Op.MEMCPY_HTOD), 0, 3, wire.CHUNK + 1))
+        assert app.sock.recv(1) == b''       # the node closed the connection
+    assert f'frame too large: 3 args, {wire.CHUNK + 1} bytes' in caplog.text
+    app.close()
