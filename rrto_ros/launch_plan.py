@@ -317,6 +317,7 @@ def robot_plan(params_file: Optional[str] = None, server_host: str = '',
                overrides: Optional[Mapping[str, Any]] = None,
                namespace: str = '', python: str = sys.executable) -> Plan:
     """The robot side: the client node (if use_rrto) and the workload."""
+    from rrto_ros.client.agent_socket import resolve as resolve_agent_socket
     from rrto_ros.client.config import ClientConfig
     params_file = params_file or default_params_file('robot')
     params, client, overrides = _side_params(params_file, CLIENT_NODE, overrides)
@@ -325,8 +326,8 @@ def robot_plan(params_file: Optional[str] = None, server_host: str = '',
         base = overrides.get('server_endpoint',
                              client.get('server_endpoint', defaults.server_endpoint))
         overrides['server_endpoint'] = with_host_port(base, server_host, server_port)
-    agent_socket = str(overrides.get('agent_socket',
-                                     client.get('agent_socket', defaults.agent_socket)))
+    agent_socket = resolve_agent_socket(str(overrides.get(
+        'agent_socket', client.get('agent_socket', defaults.agent_socket))))
     use = parse_bool(use_rrto)
     processes: List[Process] = []
     if use:

@@ -17,6 +17,7 @@ import pytest
 from test_launch_plan import console_scripts
 
 from rrto_ros import interposer_path
+from rrto_ros.client.agent_socket import resolve as resolve_agent_socket
 from rrto_ros.launch_plan import (CLIENT_NODE, EDGE_ARGUMENTS, load_params, ROBOT_ARGUMENTS,
                                   SERVER_NODE, WORKLOAD)
 from rrto_ros.nodes.params import names, NODE_PARAMS
@@ -140,8 +141,8 @@ def test_robot_launch_starts_client_node_and_interposed_workload(monkeypatch, ex
     (work,) = _processes(r)
     assert work['name'] == WORKLOAD
     assert work['additional_env']['LD_PRELOAD'] == str(interposer_path())
-    assert work['additional_env']['RRTO_AGENT_SOCKET'] == \
-        load_params(str(YAML['robot']))[CLIENT_NODE]['agent_socket']
+    assert work['additional_env']['RRTO_AGENT_SOCKET'] == resolve_agent_socket(
+        load_params(str(YAML['robot']))[CLIENT_NODE]['agent_socket'])
     assert work['cmd'][-2:] == [str(examples_dir / 'cnn_infer'), '20']
 
 

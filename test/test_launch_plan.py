@@ -13,6 +13,7 @@ import time
 import pytest
 
 from rrto_ros import interposer_path
+from rrto_ros.client.agent_socket import default_agent_socket
 from rrto_ros.launch_plan import (CLIENT_EXECUTABLE, CLIENT_NODE, edge_plan, load_params,
                                   PlanError, robot_plan, SERVER_EXECUTABLE, SERVER_NODE,
                                   wait_for_agent, with_host_port, WORKLOAD, workload_env)
@@ -59,10 +60,10 @@ def test_robot_plan_defaults(interposer, examples_dir):
     assert client.executable == CLIENT_EXECUTABLE
     assert client.params_file == str(ROBOT_YAML) and client.parameters == {}
     assert client.ros_parameters() == [str(ROBOT_YAML)]
-    assert plan.agent_socket == '/tmp/rrto-agent.sock'
+    assert plan.agent_socket == default_agent_socket()     # robot.yaml's '': the private one
     assert work is not None and not work.is_node
     assert work.env == {'LD_PRELOAD': str(interposer_path()),
-                        'RRTO_AGENT_SOCKET': '/tmp/rrto-agent.sock'}
+                        'RRTO_AGENT_SOCKET': default_agent_socket()}
     cmd = work.command()
     assert cmd[:4] == [sys.executable, '-m', 'rrto_ros.launch_plan', 'run']
     assert cmd[-2:] == [str(ROOT / 'build' / 'examples' / 'cnn_infer'), '20']

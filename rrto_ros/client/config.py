@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rrto_ros.client import agent_socket
+
 MODES = ('rpc', 'pipelined', 'replay')
 
 
 @dataclass
 class ClientConfig:
     server_endpoint: str = 'tcp://127.0.0.1:5555'
-    agent_socket: str = '/tmp/rrto-agent.sock'
+    agent_socket: str = ''            # '': $XDG_RUNTIME_DIR/rrto/agent.sock or /tmp/rrto-UID/
     mode: str = 'pipelined'
     connect_timeout_s: float = 3.0
     server_timeout_s: float = 5.0
@@ -21,6 +23,9 @@ class ClientConfig:
     curve_server_key_file: str = ''   # the server's public key; both empty: no CURVE
     replay_lane: bool = True          # apps send replays straight to the server's lane
     lane_endpoint: str = ''           # tcp://HOST:PORT of the lane; '': server's host
+
+    def __post_init__(self) -> None:
+        self.agent_socket = agent_socket.resolve(self.agent_socket)
 
     def validate(self) -> None:
         check_mode(self.mode)

@@ -4,15 +4,17 @@ session per app process. The client node and ``rrto-client`` wrap it."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import socket
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Deque, Dict, List, Optional, Tuple
 
 import zmq
 
+from rrto_ros.client import agent_socket
 from rrto_ros.client.config import check_mode
 from rrto_ros.client.config import check_record_window
 from rrto_ros.client.config import ClientConfig
@@ -20,6 +22,7 @@ from rrto_ros.client.session import ClientSession
 from rrto_ros.protocol.curve import client_keys
 
 log = logging.getLogger(__name__)
+FINISHED_KEPT = 100
 
 
 class ClientCore:
@@ -29,7 +32,10 @@ class ClientCore:
         self.curve = client_keys(config.curve_secret_key_file, config.curve_server_key_file)
         self.ctx = context or zmq.Context.instance()
         self.sessions: Dict[int, ClientSession] = {}
-        self.finished: List[dict] = []
+        # The last sessions' summaries (the diagnostics show them); older ones are dropped
+        # so that a node serving apps for days keeps a flat memory.
+        self.finished: Deque[dict] = collections.deque(maxlen=FINISHED_KEPT)
+        self.finished_total = 0
         self._lock = threading.Lock()
         self._listener: Optional[socket.socket] = None
         self._thread: Optional[threading.Thread] = None
@@ -37,9 +43,11 @@ class ClientCore:
 
     def start(self) -> 'ClientCore':
         path = self.config.agent_socket
+        agent_socket.prepare_dir(path)
         _remove_stale_socket(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(path)
+        os.chmod(path, 0o600)
         sock.listen(64)
         sock.settimeout(0.2)
         self._listener = sock
@@ -101,6 +109,13 @@ class ClientCore:
             time.sleep(0.01)
         return False
 
+    def finished_since(self, seen: int) -> Tuple[List[dict], int]:
+        """Summaries of the sessions that ended after the first ``seen`` (those still
+        kept), and the number ended so far."""
+        with self._lock:
+            new = min(self.finished_total - seen, len(self.finished))
+            return list(self.finished)[len(self.finished) - new:], self.finished_total
+
     def snapshot(self) -> List[dict]:
         with self._lock:
             return [s.snapshot() for s in self.sessions.values()]
@@ -114,6 +129,11 @@ class ClientCore:
                 continue
             except OSError:
                 break
+            refusal = agent_socket.peer_refusal(agent_socket.peer_uid(conn))
+            if refusal:
+                log.warning("%s (its calls would run as this node's user)", refusal)
+                conn.close()
+                continue
             conn.settimeout(None)
             session = ClientSession(conn, self.ctx, self.config, self._ended, self.curve)
             session.thread = threading.Thread(target=session.run, name='rrto-client-session',
@@ -129,6 +149,7 @@ class ClientCore:
                 log.debug('a connection closed before saying hello')
                 return
             self.finished.append(session.snapshot())
+            self.finished_total += 1
         log.info('session %s ended: %d messages from the app, %d requests to the server '
                  '(%d on the replay lane), %d blocking round trips', session.label,
                  session.stats.agent_calls, session.stats.forwarded_calls,

@@ -98,7 +98,12 @@ class ClientSession:
                         self._lose(e)   # the server's side stays silent from now on
                         poller.unregister(self.uplink.sock)
                 if self.conn.fileno() in events:
-                    self._serve(wire.read_request(self.conn))
+                    try:
+                        req = wire.read_request(self.conn)
+                    except wire.BadRequest as e:
+                        self._refuse(e)
+                        continue
+                    self._serve(req)
                 elif self._open and not self.lost and \
                         time.monotonic() - self.uplink.last_sent > self.config.heartbeat_s:
                     self.uplink.ping()   # keeps the server session alive while the app idles
@@ -176,15 +181,7 @@ class ClientSession:
         if self._restart_requested:
             self._restart_requested = False
             self.replay.restart()
-        try:
-            op = Op(req.op)
-        except ValueError:
-            log.warning('session %s: unknown op %d from the interposer (version mismatch?)',
-                        self.label, req.op)
-            if req.wants_reply:
-                self._reply(ops.CUDA_ERROR_NOT_SUPPORTED, message=f'the rrto client node does '
-                            f'not know op {req.op}; update rrto_ros so both sides match')
-            return
+        op = Op(req.op)
         if self.lost:
             if req.wants_reply:   # the reason goes to the app once (it logs it)
                 self._reply(ops.CUDA_ERROR_DEVICES_UNAVAILABLE, message=self._untold())
@@ -204,6 +201,20 @@ class ClientSession:
             self._lose(e)
             if req.wants_reply:
                 self._reply(ops.CUDA_ERROR_DEVICES_UNAVAILABLE, message=self._untold())
+        except (wire.WireError, OSError):
+            raise   # the app's connection broke: the session ends
+        except Exception as e:  # a bug here must fail the call, not the app's session
+            log.exception('session %s: %s raised', self.label, op.name)
+            if req.wants_reply:
+                self._reply(ops.CUDA_ERROR_UNKNOWN, message=f'{op.name} failed in the rrto '
+                            f'client node: {type(e).__name__}: {e}')
+
+    def _refuse(self, e: 'wire.BadRequest') -> None:
+        """A request the decoder refused: answer it with the reason, keep the session."""
+        self.stats.agent_calls += 1
+        log.warning('session %s: refused a request from the interposer: %s', self.label, e)
+        if e.request.wants_reply:
+            self._reply(e.code, message=f'the rrto client node refused a request: {e}')
 
     def _lose(self, e: ServerLost) -> None:
         self.lost = (f'{e}; CUDA calls of this process now fail with '
@@ -218,7 +229,7 @@ class ClientSession:
         return msg
 
     def _hello(self, req: wire.AgentRequest) -> None:
-        pid, version = (req.args + (0, 0))[:2]
+        pid, version = req.args
         self.stats.pid = pid
         self.stats.app = req.data.decode(errors='replace').rsplit('/', 1)[-1]
         if version != wire.PROTO_VERSION:
@@ -228,9 +239,9 @@ class ClientSession:
         try:
             reply = self.uplink.call(Op.HELLO, [pid], timeout_s=self.config.connect_timeout_s,
                                      pid=pid, app=self.stats.app)
-        except ServerLost:
-            msg = (f'cannot reach the rrto server at {self.config.server_endpoint} (no answer in '
-                   f'{self.config.connect_timeout_s:.1f} s). Start it on the edge GPU with '
+        except ServerLost as e:
+            msg = (f'cannot reach the rrto server at {self.config.server_endpoint} ({e}). '
+                   'Start it on the edge GPU with '
                    '`ros2 launch rrto_ros edge.launch.py` or `rrto-server --bind '
                    'tcp://*:5555`, and check the server_endpoint setting of the client. '
                    'CUDA calls fail with cudaErrorNoDevice.')
@@ -244,11 +255,22 @@ class ClientSession:
             self.lost = reply.message
             return self._reply(reply.err, message=f'the rrto server refused the session: '
                                f'{reply.message}')
-        self.uplink.sid = reply.extra['sid']
+        sid, lane_port = reply.extra.get('sid'), reply.extra.get('lane_port')
+        if not isinstance(sid, bytes) or len(sid) != 16 or not (
+                lane_port is None or type(lane_port) is int and 0 < lane_port < 65536):
+            self.lost = (f'the rrto server at {self.config.server_endpoint} answered the hello '
+                         'without a valid session id or lane port: not an rrto server of this '
+                         'version? CUDA calls fail with cudaErrorNoDevice.')
+            log.error('session %s: %s', self.label, self.lost)
+            self.stats.state = 'lost'
+            return self._reply(ops.CUDA_ERROR_NO_DEVICE, message=self.lost)
+        self.uplink.sid = sid
+        limit = reply.extra.get('max_message_bytes')
+        self.uplink.max_payload = limit if type(limit) is int and limit > 0 else None
         self._open = True
         log.info('session %s opened on %s (%s backend, mode %s)', self.label,
                  self.config.server_endpoint, reply.extra.get('backend', '?'), self.mode)
-        self._reply(0, [1], self._lane_for_app(reply.extra.get('lane_port')))
+        self._reply(0, [1], self._lane_for_app(lane_port))
 
     def _lane_for_app(self, port: Optional[int]) -> bytes:
         """Where the app's interposer finds the replay lane the server announced (b'': no
@@ -267,7 +289,7 @@ class ClientSession:
 
     def _noted(self, req: wire.AgentRequest) -> None:
         """The interposer ran a range on the replay lane (or lost the lane)."""
-        seq_id, start, end, flags, payload, up, down, rtt_ns = (req.args + (0,) * 8)[:8]
+        seq_id, start, end, flags, payload, up, down, rtt_ns = req.args
         self.lane.bytes_up, self.lane.bytes_down = up, down
         if flags & NOTE_LOST:
             self._lost_told = True   # the interposer has told the app
@@ -281,15 +303,18 @@ class ClientSession:
             self._reply(0, table=b'' if self.replay.withdraw_pending() else None)
 
     def _diverged(self, req: wire.AgentRequest) -> None:
-        seq_id, pos, err = (req.args + (0, 0, 0))[:3]
+        seq_id, pos, err = req.args
+        err = err - (1 << 32) if err >= 1 << 31 else err   # the interposer's int32, as uint32
         self.replay.diverged(seq_id, pos)
         if err and self.uplink.deferred is None:   # a quiet replayed range failed
             self.uplink.deferred = Reply(0, err, message=req.data.decode(errors='replace'))
 
     def _module_load(self, req: wire.AgentRequest) -> None:
-        module_id, offset, total = req.args[:3]
+        module_id, offset, total = req.args   # the decoder checked that the chunk fits
+        if module_id not in self._modules:   # the interposer sends one module at a time
+            self._modules.clear()
         buf = self._modules.setdefault(module_id, bytearray())
-        if offset != len(buf) or offset + len(req.data) > total:
+        if offset != len(buf):
             self._modules.pop(module_id, None)
             return self._reply(ops.CUDA_ERROR_INVALID_VALUE, message=(
                 f'module {module_id} chunk at {offset} does not follow the previous one'))
@@ -300,11 +325,24 @@ class ClientSession:
         key = hashlib.sha256(image).hexdigest()
         reply = self.uplink.call(Op.MODULE_LOAD, [module_id], hash=key)
         if reply.extra.get('need_data'):
-            reply = self.uplink.call(Op.MODULE_LOAD, [module_id], [image], hash=key)
+            reply = self._upload_module(module_id, image, key)
             self.stats.modules_uploaded += 1
         else:
             self.stats.modules_cached += 1
         self._answer(reply)
+
+    def _upload_module(self, module_id: int, image: bytes, key: str) -> Reply:
+        """Send a module's bytes in chunks the server takes (all but the last not waited
+        for: an error among them comes back with the last one's answer)."""
+        step = min(self.uplink.max_payload or wire.CHUNK, wire.CHUNK)
+        view, total = memoryview(image), len(image)
+        offsets = range(0, total, step) if total else [0]
+        for off in offsets[:-1]:
+            self.uplink.send(Op.MODULE_LOAD, [module_id, off, total], [view[off:off + step]],
+                             quiet=True, hash=key)
+        last = offsets[-1]
+        return self.uplink.call(Op.MODULE_LOAD, [module_id, last, total], [view[last:]],
+                                hash=key)
 
     def _forward(self, op: Op, req: wire.AgentRequest) -> None:
         frames = [req.data] if req.data else []

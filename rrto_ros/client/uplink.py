@@ -63,6 +63,10 @@ class Uplink:
         self.sock.connect(endpoint)
         self.sid = b''
         self.seq = 0
+        # The server's largest payload per request (its hello announces it): a larger
+        # request is refused here, with the reason, instead of being dropped by the server.
+        self.max_payload: Optional[int] = None
+        self._refused: Dict[int, Reply] = {}
         self.deferred: Optional[Reply] = None
         self.stats = LinkStats()
         self.last_heard = time.monotonic()
@@ -75,9 +79,19 @@ class Uplink:
     def send(self, op: Any, args: Sequence[int], frames: Sequence[Any] = (), quiet: bool = False,
              **extra: Any) -> int:
         self.seq += 1
+        payload = total_size(frames)
+        if self.max_payload is not None and payload > self.max_payload:
+            refused = Reply(self.seq, ops.CUDA_ERROR_INVALID_VALUE, message=(
+                f'{_name(op)} with {payload} bytes of payload exceeds the max_message_bytes '
+                f'({self.max_payload}) of the rrto server at {self.endpoint}; raise it there'))
+            if quiet:
+                self.deferred = self.deferred or refused
+            else:
+                self._refused[self.seq] = refused
+            return self.seq
         parts = encode_request(Request(self.sid, self.seq, op, list(args), list(frames), quiet,
                                        extra))
-        copy = len(frames) == 0 or total_size(frames) < 65536
+        copy = len(frames) == 0 or payload < 65536
         try:   # never block here: a DEALER with no live connection would wait forever
             self.sock.send_multipart(parts, zmq.NOBLOCK, copy=copy)
         except zmq.Again:
@@ -113,6 +127,8 @@ class Uplink:
         answers it even while a long kernel runs. Silence for ``timeout_s`` (default
         server_timeout_s) raises ServerLost.
         """
+        if seq in self._refused:
+            return self._refused.pop(seq)
         limit = self.server_timeout_s if timeout_s is None else timeout_s
         start = time.monotonic()
         heard = start
@@ -165,3 +181,10 @@ class Uplink:
         if reply.err and reply.err != ops.CUDA_ERROR_NOT_READY and self.deferred is None \
                 and reply.seq > 0:
             self.deferred = reply
+
+
+def _name(op: Any) -> str:
+    try:
+        return ops.Op(op).name
+    except ValueError:
+        return str(op)

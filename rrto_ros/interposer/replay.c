@@ -32,6 +32,7 @@
 #define FRONTIER_MAX 64u          /* pending entries sent in any case */
 
 enum { KIND_LOCAL = 0, KIND_INPUT = 1, KIND_BLOCK = 2 };
+enum { ENTRY_HEAD_BYTES = 28 };   /* op, kind, pad, nargs, key_len, var_len, nres, err */
 
 struct entry {
   uint16_t op;
@@ -90,13 +91,16 @@ static int parse(const unsigned char *p, size_t len, uint32_t *start_seq, uint32
   TAKE(start_pos, 4);
   if (magic != TABLE_MAGIC || nseq == 0 || nseq > 64) return -1;
   R.seqs = calloc(nseq, sizeof *R.seqs);
+  if (!R.seqs) return -1;
   R.nseq = nseq;
   for (uint32_t s = 0; s < nseq; s++) {
     struct seq *q = &R.seqs[s];
     TAKE(&q->id, 4);
     TAKE(&q->n, 4);
-    if (q->n == 0 || q->n > (1u << 24)) return -1;
+    /* the count is checked against the bytes left before anything is allocated for it */
+    if (q->n == 0 || q->n > (size_t)(end - p) / ENTRY_HEAD_BYTES) return -1;
     q->e = calloc(q->n, sizeof *q->e);
+    if (!q->e) return -1;
     for (uint32_t i = 0; i < q->n; i++) {
       struct entry *e = &q->e[i];
       uint8_t pad;
@@ -110,7 +114,7 @@ static int parse(const unsigned char *p, size_t len, uint32_t *start_seq, uint32
       TAKE(&e->err, 4);
       if (e->nargs > RRTO_MAX_ARGS || e->nres > RRTO_MAX_ARGS || e->kind > KIND_BLOCK)
         return -1;
-      size_t need = 8 * (size_t)(e->nargs + e->nres) + ((e->key_len + 7u) & ~7u);
+      size_t need = 8 * (size_t)(e->nargs + e->nres) + (((size_t)e->key_len + 7) & ~(size_t)7);
       if ((size_t)(end - p) < need) return -1;
       e->args = (const uint64_t *)p;
       e->res = e->args + e->nargs;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -39,9 +40,36 @@ static void child_after_fork(void) {
 
 static void install_atfork(void) { pthread_atfork(NULL, NULL, child_after_fork); }
 
+/* RRTO_AGENT_SOCKET, else the client node's default (rrto_ros/client/agent_socket.py):
+ * $XDG_RUNTIME_DIR/rrto/agent.sock, else /tmp/rrto-<uid>/agent.sock. */
 static const char *socket_path(void) {
+  static char buf[sizeof ((struct sockaddr_un *)0)->sun_path + 64];
   const char *p = getenv("RRTO_AGENT_SOCKET");
-  return (p && *p) ? p : "/tmp/rrto-agent.sock";
+  if (p && *p) return p;
+  const char *run = getenv("XDG_RUNTIME_DIR");
+  if (run && *run)
+    snprintf(buf, sizeof buf, "%s/rrto/agent.sock", run);
+  else
+    snprintf(buf, sizeof buf, "/tmp/rrto-%u/agent.sock", (unsigned)getuid());
+  return buf;
+}
+
+/* Why the socket at `path` must not get this process's calls (NULL: it may): it must be a
+ * socket owned by this user or root, or whoever made it would receive them. */
+static const char *untrusted_socket(const char *path, char *why, size_t cap) {
+  struct stat st;
+  if (stat(path, &st)) return NULL;   /* missing: connect() says so */
+  if (!S_ISSOCK(st.st_mode)) {
+    snprintf(why, cap, "%s is not a socket", path);
+    return why;
+  }
+  if (st.st_uid != getuid() && st.st_uid != 0) {
+    snprintf(why, cap, "%s belongs to uid %u, not to this user (%u) or root: another user "
+             "may have made it to receive this app's CUDA calls",
+             path, (unsigned)st.st_uid, (unsigned)getuid());
+    return why;
+  }
+  return NULL;
 }
 
 /* Sends the buffers as one stream with as few system calls as the socket allows (one, for
@@ -159,6 +187,15 @@ static int ensure_connected(void) {
     return g_dead_err;
   }
   strcpy(addr.sun_path, path);
+  char why[512];
+  if (untrusted_socket(path, why, sizeof why)) {
+    g_dead = 1;
+    g_dead_err = cudaErrorNoDevice;
+    rrto_log("not connecting to the rrto client node: %s. Remove it and start the client "
+             "node, or set RRTO_AGENT_SOCKET to the node's socket. CUDA calls fail with "
+             "cudaErrorNoDevice.", why);
+    return g_dead_err;
+  }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr)) {
     int e = errno;

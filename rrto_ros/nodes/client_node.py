@@ -144,11 +144,10 @@ class ClientNode(Node):
     def diagnostics(self) -> List[status.StatusRecord]:
         assert self.core is not None
         now = time.monotonic()
-        finished = list(self.core.finished)
-        for snap in finished[self._finished_seen:]:
+        finished, self._finished_seen = self.core.finished_since(self._finished_seen)
+        for snap in finished:
             if snap.get('agent_calls', 0):      # skip connections that never said hello
                 self._finished.append((now, snap))
-        self._finished_seen = len(finished)
         self._finished = [(t, s) for t, s in self._finished if now - t < FINISHED_LINGER_S]
         config = self.core.config
         window = getattr(config, 'record_window', '')

@@ -57,7 +57,10 @@ CLIENT_PARAMS: Tuple[ParamSpec, ...] = (
               constraints='tcp://HOST:PORT, ipc://PATH'),
     ParamSpec('agent_socket', _CLIENT.agent_socket,
               'UNIX socket where interposed apps (LD_PRELOAD=librrto_cuda.so) reach this node; '
-              'apps find it through RRTO_AGENT_SOCKET.' + _RESTART, read_only=True),
+              'apps find it through RRTO_AGENT_SOCKET. Empty: $XDG_RUNTIME_DIR/rrto/agent.sock, '
+              "else /tmp/rrto-<uid>/agent.sock (the interposer's default too). Its directory "
+              "must be private (mode 0700, this user's); only processes of this user or root "
+              'are served.' + _RESTART, read_only=True),
     ParamSpec('mode', _CLIENT.mode,
               'How CUDA calls are forwarded: rpc (every call waits), pipelined (calls whose '
               'result the app does not need are not waited for), replay (record the '
@@ -121,6 +124,21 @@ SERVER_PARAMS: Tuple[ParamSpec, ...] = (
               'Seconds without a message (not even a heartbeat) after which a session is '
               'dropped and its GPU memory freed. Changes apply at once.',
               float_range=(0.5, 86400.0)),
+    ParamSpec('unused_session_timeout_s', _SERVER.unused_session_timeout_s,
+              'Seconds a session that has done no CUDA work since its hello (heartbeats do '
+              'not count) is kept; such a session also gives its place to a new app when '
+              'max_sessions are open. Changes apply at once.', float_range=(0.1, 86400.0)),
+    ParamSpec('max_message_bytes', _SERVER.max_message_bytes,
+              'Largest payload of one request; ZeroMQ drops a client that sends a larger '
+              'frame before it is read, and clients are told the limit. The default fits '
+              "the interposer's 64 MiB copies; modules are uploaded in chunks of this size."
+              + _RESTART, read_only=True, int_range=(64 << 10, 1 << 40)),
+    ParamSpec('max_module_bytes', _SERVER.max_module_bytes,
+              'Largest module (fatbin) a session may load.' + _RESTART, read_only=True,
+              int_range=(1, 1 << 40)),
+    ParamSpec('module_cache_mem_bytes', _SERVER.module_cache_mem_bytes,
+              'Bytes of modules kept in memory (least recently used leave first; the disk '
+              'cache keeps them all).' + _RESTART, read_only=True, int_range=(0, 1 << 40)),
     ParamSpec('diagnostics_period_s', 1.0,
               'Seconds between DiagnosticArray messages on /diagnostics.' + _RESTART,
               read_only=True, float_range=(0.05, 60.0)),

@@ -29,7 +29,8 @@ from rrto_ros.server.backend import BackendUnavailable, choose_backend
 from rrto_ros.server.server import Server, ServerConfig, ServerStartError
 
 CORE_LOGGERS = ('rrto_ros.server',)   # routed to this node's logger
-RUNTIME_PARAMS = ('max_sessions', 'session_timeout_s')   # applied to the running server
+# applied to the running server
+RUNTIME_PARAMS = ('max_sessions', 'session_timeout_s', 'unused_session_timeout_s')
 
 
 class ServerNode(Node):

@@ -8,6 +8,8 @@ import socket
 import struct
 from typing import Sequence, Tuple
 
+from rrto_ros.protocol import ops
+
 MAGIC = 0x4F545252
 PROTO_VERSION = 1
 F_NOREPLY = 1
@@ -15,6 +17,7 @@ R_MESSAGE = 1
 R_TABLE = 2          # a replay table (uint32 length + bytes) follows the reply's data
 MAX_ARGS = 16
 CHUNK = 64 << 20
+MAX_MODULE_BYTES = 1 << 30    # a fatbin (module image) the client node assembles
 
 REQ = struct.Struct('<IHHII')      # magic, op, flags, nargs, len
 REP = struct.Struct('<IiIIII')     # magic, err, nres, len, mode, flags
@@ -23,7 +26,20 @@ MODE_IDS = {'rpc': 0, 'pipelined': 1, 'replay': 2}
 
 
 class WireError(Exception):
-    """A malformed frame from the interposer, or a closed connection."""
+    """A malformed frame from the interposer, or a closed connection: the connection is
+    over."""
+
+
+class BadRequest(WireError):
+    """A well-framed request that breaks the protocol (an op the client node does not take,
+    the wrong number of arguments, an argument out of range): it is answered with this
+    error and the connection goes on."""
+
+    def __init__(self, request: 'AgentRequest', why: str,
+                 code: int = ops.CUDA_ERROR_INVALID_VALUE) -> None:
+        super().__init__(why)
+        self.request = request
+        self.code = code
 
 
 @dataclass
@@ -58,7 +74,34 @@ def read_request(sock: socket.socket) -> AgentRequest:
         raise WireError(f'frame too large: {nargs} args, {length} bytes')
     body = recv_exact(sock, 8 * nargs + length) if nargs or length else b''
     args = struct.unpack_from(f'<{nargs}Q', body) if nargs else ()
-    return AgentRequest(op, flags, args, bytes(body[8 * nargs:]))
+    req = AgentRequest(op, flags, args, bytes(body[8 * nargs:]))
+    check_request(req)
+    return req
+
+
+def check_request(req: AgentRequest) -> None:
+    """Raise BadRequest unless the request is one the client node can act on."""
+    try:
+        op = ops.Op(req.op)
+    except ValueError:
+        raise BadRequest(req, f'the rrto client node does not know op {req.op}; update '
+                         'rrto_ros so that the interposer and the client node match',
+                         ops.CUDA_ERROR_NOT_SUPPORTED) from None
+    want = ops.AGENT_ARGS.get(op)
+    if want is None:
+        raise BadRequest(req, f'{op.name} is not an op the interposer sends',
+                         ops.CUDA_ERROR_NOT_SUPPORTED)
+    if len(req.args) != want:
+        raise BadRequest(req, f'{op.name} takes {want} arguments, not {len(req.args)} '
+                         '(interposer and client node of different rrto_ros versions?)')
+    if op == ops.Op.REPLAY_DIVERGE and req.args[2] > 0xFFFFFFFF:
+        raise BadRequest(req, f'REPLAY_DIVERGE error {req.args[2]} is not a 32-bit CUDA error '
+                         'code')
+    if op == ops.Op.MODULE_LOAD and (req.args[2] > MAX_MODULE_BYTES or
+                                     req.args[1] + len(req.data) > req.args[2]):
+        raise BadRequest(req, f'MODULE_LOAD chunk of {len(req.data)} bytes at {req.args[1]} '
+                         f'does not fit a module of {req.args[2]} bytes (at most '
+                         f'{MAX_MODULE_BYTES})')
 
 
 def encode_request(op: int, args: Sequence[int], data: bytes = b'', flags: int = 0) -> bytes:
@@ -79,7 +122,8 @@ def send_reply(sock: socket.socket, err: int, res: Sequence[int] = (), data: byt
     else:
         sock.sendall(head)
         sock.sendall(data)
-        sock.sendall(tail)
+        if tail:   # an app that has read its answer may exit at once: send nothing more
+            sock.sendall(tail)
 
 
 def read_reply(sock: socket.socket) -> Tuple[int, Tuple[int, ...], bytes, int, int]:

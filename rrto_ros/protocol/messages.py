@@ -19,10 +19,17 @@ import msgpack
 PROTOCOL_VERSION = 1
 PING = 'ping'           # 'op' value of a liveness probe (not a CUDA op)
 MAX_HEADER_BYTES = 64 * 1024
+U64_MAX = (1 << 64) - 1
+I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1     # CUDA error codes are int32 (cudaError_t)
 
 
 class ProtocolError(Exception):
-    """A message that does not follow this protocol."""
+    """A message that does not follow this protocol; ``seq`` is the request's number when
+    its header had a readable one (the error reply then answers that request)."""
+
+    def __init__(self, message: str, seq: int = -1) -> None:
+        super().__init__(message)
+        self.seq = seq
 
 
 @dataclass
@@ -67,9 +74,16 @@ def decode_request(parts: Sequence[Any]) -> Request:
         head.pop('v')
     except KeyError as e:
         raise ProtocolError(f'request header lacks {e}') from None
-    if not isinstance(sid, bytes) or not isinstance(seq, int) or \
-            not isinstance(args, list) or not all(isinstance(a, int) for a in args):
-        raise ProtocolError('request header fields have the wrong types')
+    if not _is_int(seq):
+        raise ProtocolError(f"request field 'seq' must be an integer, not {_kind(seq)}")
+    if not isinstance(sid, bytes):
+        raise ProtocolError(f"request field 'sid' must be bytes, not {_kind(sid)}", seq)
+    if not (_is_int(op) or op == PING):
+        raise ProtocolError(f"request field 'op' must be an operation number or {PING!r}, "
+                            f'not {_kind(op)}', seq)
+    if not isinstance(args, list) or not all(_is_int(a) and 0 <= a <= U64_MAX for a in args):
+        raise ProtocolError("request field 'a' must be a list of unsigned 64-bit integers",
+                            seq)
     return Request(sid, seq, op, args, list(parts[1:]), quiet, head)
 
 
@@ -89,7 +103,24 @@ def decode_reply(parts: Sequence[Any]) -> Reply:
         seq, err, res = head.pop('seq'), head.pop('err'), head.pop('r')
     except KeyError as e:
         raise ProtocolError(f'reply header lacks {e}') from None
-    return Reply(seq, err, res, list(parts[1:]), head.pop('m', ''), head)
+    if not _is_int(seq) or not _is_int(err) or not I32_MIN <= err <= I32_MAX:
+        raise ProtocolError(f"reply fields 'seq' and 'err' must be integers, 'err' a 32-bit "
+                            f'CUDA error code (got {_kind(seq)}, {err!r:.40})')
+    if not isinstance(res, list) or not all(_is_int(r) and -(1 << 63) <= r <= U64_MAX
+                                            for r in res):
+        raise ProtocolError("reply field 'r' must be a list of 64-bit integers")
+    message = head.pop('m', '')
+    if not isinstance(message, str):
+        raise ProtocolError(f"reply field 'm' must be text, not {_kind(message)}")
+    return Reply(seq, err, res, list(parts[1:]), message, head)
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int    # not bool: msgpack's true is no number here
+
+
+def _kind(v: Any) -> str:
+    return f'{type(v).__name__} {v!r:.40}'
 
 
 def _unpack_header(frame: Any) -> Dict[str, Any]:

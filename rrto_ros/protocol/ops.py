@@ -17,7 +17,7 @@ MEMCPY_DTOH        src, count, stream, async                   / bytes
 MEMCPY_DTOD        dst, src, count, stream, async              -
 MEMSET             dst, value, count, stream, async            -
 STREAM_CREATE      flags, priority                             - ; res: handle
-EVENT_CREATE       flags                                       - ; res: handle
+EVENT_CREATE       flags, 0                                    - ; res: handle
 STREAM_*/EVENT_*   handle(s)                                   -
 EVENT_ELAPSED      start, end                                  - ; res: float32 bits
 MODULE_LOAD        module id, offset, total size               fatbin chunk
@@ -42,7 +42,7 @@ from __future__ import annotations
 import enum
 import pathlib
 import re
-from typing import FrozenSet
+from typing import Dict, FrozenSet
 
 DEF_FILE = pathlib.Path(__file__).resolve().parent.parent / 'interposer' / 'rrto_ops.def'
 _LINE = re.compile(r'^RRTO_OP\((\d+),\s*(\w+),\s*([01])\)', re.M)
@@ -58,6 +58,20 @@ def _parse():
 _ROWS = _parse()
 Op = enum.IntEnum('Op', [(name, i) for i, name, _ in _ROWS])
 MAY_SKIP_REPLY: FrozenSet[Op] = frozenset(Op(i) for i, _, skip in _ROWS if skip)
+
+# How many arguments each op carries from the interposer to the client node (the table
+# above; MODULE_LOAD's offset and total size are the client node's: it sends the server the
+# module id only; REPLAY_LOAD is the client node's own). The client node refuses an op not
+# listed here and a request with any other count.
+AGENT_ARGS: Dict[Op, int] = {
+    Op.HELLO: 2, Op.BYE: 0, Op.DEVICE_ATTRS: 1, Op.MEM_GET_INFO: 0, Op.MALLOC: 1,
+    Op.FREE: 1, Op.MEMCPY_HTOD: 3, Op.MEMCPY_DTOH: 4, Op.MEMCPY_DTOD: 5, Op.MEMSET: 5,
+    Op.STREAM_CREATE: 2, Op.STREAM_DESTROY: 1, Op.STREAM_SYNC: 1, Op.STREAM_QUERY: 1,
+    Op.STREAM_WAIT_EVENT: 3, Op.EVENT_CREATE: 2, Op.EVENT_DESTROY: 1, Op.EVENT_RECORD: 2,
+    Op.EVENT_SYNC: 1, Op.EVENT_QUERY: 1, Op.EVENT_ELAPSED: 2, Op.DEVICE_SYNC: 0,
+    Op.DEVICE_RESET: 0, Op.MODULE_LOAD: 3, Op.FUNC_GET: 1, Op.VAR_GET: 2, Op.LAUNCH: 9,
+    Op.REPLAY_RUN: 3, Op.REPLAY_DIVERGE: 3, Op.REPLAY_NOTE: 8,
+}
 
 # CUDA error codes the client and server produce themselves (values of cudaError_t).
 CUDA_SUCCESS = 0

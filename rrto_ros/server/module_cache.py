@@ -4,13 +4,14 @@ a second run of the same program needs no upload."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 import hashlib
 import logging
 import os
 import pathlib
 import tempfile
 import threading
-from typing import Dict, Optional
+from typing import Optional
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +21,17 @@ def content_key(data: bytes | memoryview) -> str:
 
 
 class ModuleCache:
-    def __init__(self, directory: Optional[str | os.PathLike] = None) -> None:
+    """``max_mem_bytes`` bounds the in-memory part (least recently used modules leave it
+    first; the disk keeps them)."""
+
+    def __init__(self, directory: Optional[str | os.PathLike] = None,
+                 max_mem_bytes: int = 256 << 20) -> None:
         self.dir = pathlib.Path(directory).expanduser() if directory else None
         if self.dir:
             self.dir.mkdir(parents=True, exist_ok=True)
-        self._mem: Dict[str, bytes] = {}
+        self.max_mem_bytes = max_mem_bytes
+        self._mem: 'OrderedDict[str, bytes]' = OrderedDict()
+        self._mem_bytes = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -44,12 +51,28 @@ class ModuleCache:
                     self._path(key).unlink(missing_ok=True)
                     data = None
                 else:
-                    self._mem[key] = data
+                    self._remember(key, data)
             if data is None:
                 self.misses += 1
             else:
                 self.hits += 1
+                if key in self._mem:
+                    self._mem.move_to_end(key)
             return data
+
+    def _remember(self, key: str, data: bytes) -> None:
+        """Keep ``data`` in memory, dropping the least recently used beyond the bound."""
+        if key in self._mem:
+            return
+        self._mem[key] = data
+        self._mem_bytes += len(data)
+        while self._mem_bytes > self.max_mem_bytes and self._mem:
+            _, old = self._mem.popitem(last=False)
+            self._mem_bytes -= len(old)
+
+    @property
+    def mem_bytes(self) -> int:
+        return self._mem_bytes
 
     def put(self, key: str, data: bytes | memoryview) -> bytes:
         """Store data under its key; raises ValueError when the key is not its hash."""
@@ -57,7 +80,7 @@ class ModuleCache:
         if content_key(blob) != key:
             raise ValueError('module data does not match its content key')
         with self._lock:
-            self._mem[key] = blob
+            self._remember(key, blob)
             if self.dir and not self._path(key).is_file():
                 fd, tmp = tempfile.mkstemp(dir=self.dir, suffix='.part')
                 with os.fdopen(fd, 'wb') as f:

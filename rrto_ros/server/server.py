@@ -30,6 +30,7 @@ from rrto_ros.protocol.curve import server_keys
 from rrto_ros.protocol.messages import decode_request
 from rrto_ros.protocol.messages import encode_reply
 from rrto_ros.protocol.messages import frame_bytes
+from rrto_ros.protocol.messages import MAX_HEADER_BYTES
 from rrto_ros.protocol.messages import PING
 from rrto_ros.protocol.messages import ProtocolError
 from rrto_ros.protocol.messages import Reply
@@ -43,6 +44,7 @@ from rrto_ros.server.module_cache import ModuleCache
 from rrto_ros.server.session import ServerSession
 
 log = logging.getLogger(__name__)
+MIN_MESSAGE_BYTES = 64 << 10
 
 
 class ServerStartError(ValueError):
@@ -68,9 +70,18 @@ class ServerConfig:
     backend: str = 'emu'
     device: int = 0
     module_cache_dir: Optional[str] = '~/.cache/rrto_ros/modules'
+    module_cache_mem_bytes: int = 256 << 20    # modules kept in memory (the disk keeps all)
     max_sessions: int = 16
-    max_message_bytes: int = 1 << 30
+    # Largest payload of one request. The interposer cuts copies at 64 MiB, replay inputs
+    # too, and the client node uploads modules in chunks of at most this size: the default
+    # fits every legitimate message. ZeroMQ drops a peer that sends a larger frame before
+    # reading it (ZMQ_MAXMSGSIZE).
+    max_message_bytes: int = 64 << 20
+    max_module_bytes: int = 1 << 30     # largest module (fatbin) a session may load
     session_timeout_s: float = 30.0
+    # A session that has sent nothing but its hello (and heartbeats) is *unused*: it gives
+    # its place to a new app when the server is full, and ends after this long.
+    unused_session_timeout_s: float = 60.0
     replay_graphs: bool = True      # replay runs of launches as CUDA graphs (cuda backend)
     curve_secret_key_file: str = ''  # ZeroMQ certificate with the server's secret key
     lane_port: int = 0              # replay lane TCP port; 0: any free one; -1: no lane
@@ -84,8 +95,16 @@ class ServerConfig:
                                    'a TCP port (1..65535)')
         if self.max_sessions < 1:
             raise ValueError(f'max_sessions must be >= 1, not {self.max_sessions}')
-        if self.session_timeout_s <= 0:
-            raise ValueError('session_timeout_s must be > 0')
+        if self.max_message_bytes < MIN_MESSAGE_BYTES:
+            raise ValueError(f'max_message_bytes must be >= {MIN_MESSAGE_BYTES}, not '
+                             f'{self.max_message_bytes}')
+        if self.module_cache_mem_bytes < 0:
+            raise ValueError('module_cache_mem_bytes must be >= 0')
+        if self.max_module_bytes < 1:
+            raise ValueError(f'max_module_bytes must be >= 1, not {self.max_module_bytes}')
+        for name in ('session_timeout_s', 'unused_session_timeout_s'):
+            if getattr(self, name) <= 0:
+                raise ValueError(f'{name} must be > 0, not {getattr(self, name)}')
         if isinstance(self.lane_port, bool) or not isinstance(self.lane_port, int) or \
                 not -1 <= self.lane_port <= 65535:
             raise ValueError(f'lane_port must be -1 (no lane), 0 (any free port) or a TCP '
@@ -109,7 +128,7 @@ class Server:
         config.validate()
         self.config = config
         self.ctx = context or zmq.Context.instance()
-        self.cache = ModuleCache(config.module_cache_dir)
+        self.cache = ModuleCache(config.module_cache_dir, config.module_cache_mem_bytes)
         self.sessions: Dict[bytes, ServerSession] = {}
         self.stats = ServerStats()
         self._stop = threading.Event()
@@ -119,6 +138,8 @@ class Server:
         self._router = self.ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        # Checked by libzmq against each frame's length prefix, before the frame is read.
+        self._router.setsockopt(zmq.MAXMSGSIZE, config.max_message_bytes + MAX_HEADER_BYTES)
         keys = server_keys(config.curve_secret_key_file)
         if keys is not None:
             self._router.curve_server = True
@@ -339,16 +360,18 @@ class Server:
             req = decode_request(body)
         except ProtocolError as e:
             self.stats.requests += 1
-            return self._reject(ident, -1, f'malformed request: {e}')
-        self._admit(ident, req, total_size(body))
+            return self._reject(ident, e.seq, f'malformed request: {e}')
+        self._admit(ident, req, total_size(body[1:]))
 
     def _admit(self, ident: bytes, req: Request, size: int) -> None:
-        """Check a decoded request against its sender and pass it on (or answer it)."""
+        """Check a decoded request (``size``: its payload bytes) against its sender and pass
+        it on (or answer it)."""
         self.stats.requests += 1
         self.stats.bytes_in += size
         if size > self.config.max_message_bytes:
-            return self._reject(ident, req.seq, f'request of {size} bytes exceeds the server '
-                                f'limit max_message_bytes ({self.config.max_message_bytes})')
+            return self._reject(ident, req.seq, f'request with {size} bytes of payload exceeds '
+                                'the server limit max_message_bytes '
+                                f'({self.config.max_message_bytes})')
         if req.op == PING:
             session = self.sessions.get(req.sid)
             if session is not None and session.ident == ident:
@@ -367,6 +390,7 @@ class Server:
             return self._reject(ident, req.seq, 'session belongs to another connection',
                                 ops.CUDA_ERROR_INVALID_RESOURCE_HANDLE)
         req.route = ident
+        session.used = True
         if req.op == Op.BYE:
             self._forget(session, 'closed by the client')
         elif len(self.sessions) == 1:   # alone: the hot path may skip the thread hand-offs
@@ -379,6 +403,8 @@ class Server:
 
     def _open(self, ident: bytes, req) -> None:
         if len(self.sessions) >= self.config.max_sessions:
+            self._evict_unused()
+        if len(self.sessions) >= self.config.max_sessions:
             return self._reject(ident, req.seq, f'the server already has max_sessions='
                                 f'{self.config.max_sessions} sessions',
                                 ops.CUDA_ERROR_DEVICES_UNAVAILABLE)
@@ -388,12 +414,22 @@ class Server:
         session = ServerSession(sid, ident, lambda: make_backend(cfg.backend, cfg.device),
                                 self.cache, self._worker_send,
                                 self._session_ended, label, cfg.replay_graphs,
-                                self.lane_port)
+                                self.lane_port, cfg.max_message_bytes, cfg.max_module_bytes)
         self.sessions[sid] = session
         self.stats.sessions_opened += 1
         log.info('session %s opened for %s', sid.hex()[:8], label)
         req.sid = sid
         session.submit(req)
+
+    def _evict_unused(self) -> None:
+        """Make room for a new app: end the longest-unused session, if any is unused (a
+        hello that never became CUDA work must not lock real apps out)."""
+        unused = [s for s in self.sessions.values() if not s.used]
+        if unused:
+            oldest = min(unused, key=lambda s: s.opened_at)
+            self._forget(oldest, f'unused for {time.monotonic() - oldest.opened_at:.1f} s since '
+                         'its hello, and a new app needed its place (max_sessions)')
+            oldest.close()
 
     def _forget(self, session: ServerSession, why: str) -> None:
         """No request reaches the session from now on; it ends once its queue drained."""
@@ -409,9 +445,14 @@ class Server:
         for lane in list(self._lane_fds.values()):
             if lane.sid is None and now - lane.opened_at > lanes.HELLO_TIMEOUT_S:
                 self._drop_lane(lane, 'no hello')
+        cfg = self.config
         for session in list(self.sessions.values()):
-            if now - session.last_seen > self.config.session_timeout_s:
-                self._forget(session, f'no message for {self.config.session_timeout_s:.0f} s')
+            if now - session.last_seen > cfg.session_timeout_s:
+                self._forget(session, f'no message for {cfg.session_timeout_s:g} s')
+                session.close()
+            elif not session.used and now - session.opened_at > cfg.unused_session_timeout_s:
+                self._forget(session, f'no CUDA work in the {cfg.unused_session_timeout_s:g} s '
+                             'since its hello (unused_session_timeout_s)')
                 session.close()
 
     def session_count(self) -> int:

@@ -31,8 +31,13 @@ class ServerSession:
     def __init__(self, sid: bytes, ident: bytes, backend_factory: Callable[[], Backend],
                  cache: ModuleCache, send: Callable[[bytes, Reply], None],
                  on_closed: Callable[['ServerSession'], None], label: str = '',
-                 replay_graphs: bool = True, lane_port: Optional[int] = None) -> None:
+                 replay_graphs: bool = True, lane_port: Optional[int] = None,
+                 max_message_bytes: Optional[int] = None, max_module_bytes: int = 1 << 30
+                 ) -> None:
         self.sid = sid
+        self.max_message_bytes = max_message_bytes
+        self.max_module_bytes = max_module_bytes
+        self._upload: Optional[Tuple[int, str, int, bytearray]] = None   # a module arriving
         self.ident = ident
         self.label = label
         self.lane_port = lane_port
@@ -42,7 +47,8 @@ class ServerSession:
         self._factory = backend_factory
         self.backend: Optional[Backend] = None
         self.modules: Dict[int, object] = {}
-        self.last_seen = time.monotonic()
+        self.last_seen = self.opened_at = time.monotonic()
+        self.used = False      # a request other than hello and heartbeats arrived (server.py)
         self.executed = 0
         self.end_reason = ''       # why the server stopped taking its requests
         self.errors = 0
@@ -139,8 +145,8 @@ class ServerSession:
         self.closed.set()
 
     def _execute(self, req: Request) -> Optional[Reply]:
-        handler = self._handlers.get(req.op)
         try:
+            handler = self._handlers.get(req.op)   # the decoder made op a number
             if handler is None:
                 raise CudaError(ops.CUDA_ERROR_NOT_SUPPORTED, f'unknown op {req.op!r}')
             if self.backend is None and req.op != Op.HELLO:
@@ -187,6 +193,8 @@ class ServerSession:
         extra = {'sid': self.sid, 'backend': self.backend.name}
         if self.lane_port is not None:
             extra['lane_port'] = self.lane_port
+        if self.max_message_bytes is not None:
+            extra['max_message_bytes'] = self.max_message_bytes
         return [1], [], extra
 
     def _bye(self, req: Request) -> Tuple[list, list]:
@@ -222,18 +230,44 @@ class ServerSession:
         return [], []
 
     def _module_load(self, req: Request) -> tuple:
+        """MODULE_LOAD [id] + hash: load a cached module, or ask for its bytes (need_data);
+        MODULE_LOAD [id, offset, total] + hash + a chunk: its bytes, in order, loaded with
+        the last chunk."""
         module_id = req.args[0]
         key = req.extra.get('hash')
         if not isinstance(key, str):
             raise ValueError('MODULE_LOAD needs a content hash')
         if req.frames:
-            image = self.cache.put(key, frame_bytes(req.frames[0]))
+            image = self._take_chunk(module_id, key, req)
+            if image is None:
+                return [0], []
         else:
             image = self.cache.get(key)
             if image is None:
                 return [0], [], {NEED_DATA: True}
         self.modules[module_id] = self.backend.module_load(image)
         return [1], []
+
+    def _take_chunk(self, module_id: int, key: str, req: Request) -> Optional[bytes]:
+        """Add a chunk to the module being uploaded; its image once complete."""
+        chunk = frame_bytes(req.frames[0])
+        offset, total = req.args[1:3] if len(req.args) >= 3 else (0, chunk.nbytes)
+        if total > self.max_module_bytes:
+            raise CudaError(ops.CUDA_ERROR_INVALID_VALUE, f'module of {total} bytes exceeds '
+                            f'the server limit max_module_bytes ({self.max_module_bytes})')
+        if offset == 0:
+            self._upload = (module_id, key, total, bytearray())
+        upload = self._upload
+        if upload is None or upload[:3] != (module_id, key, total) or \
+                offset != len(upload[3]) or offset + chunk.nbytes > total:
+            self._upload = None
+            raise CudaError(ops.CUDA_ERROR_INVALID_VALUE, f'module {module_id}: chunk of '
+                            f'{chunk.nbytes} bytes at {offset} does not continue its upload')
+        upload[3].extend(chunk)
+        if len(upload[3]) < total:
+            return None
+        self._upload = None
+        return self.cache.put(key, upload[3])
 
     def _module(self, module_id: int) -> object:
         module = self.modules.get(module_id)
