@@ -151,3 +151,19 @@ def test_client_cli_takes_the_node_parameters():
         if spec.name == 'diagnostics_period_s':
             continue
         assert aliases.get(spec.name, spec.name) in dests, spec.name
+
+
+def test_server_cli_takes_the_node_parameters():
+    """rrto-server offers what the server node's parameters set (but the diagnostics
+    period, which only a node publishes), and passes each to the server's config."""
+    from rrto_ros.cli.server_main import parser
+    from rrto_ros.nodes.params import SERVER_PARAMS
+    dests = {a.dest for a in parser()._actions}
+    aliases = {'bind_endpoint': 'bind', 'module_cache_dir': 'cache_dir',
+               'module_cache_mem_bytes': 'cache_mem_bytes',
+               'session_timeout_s': 'session_timeout',
+               'unused_session_timeout_s': 'unused_session_timeout'}
+    for spec in SERVER_PARAMS:
+        if spec.name == 'diagnostics_period_s':
+            continue
+        assert aliases.get(spec.name, spec.name) in dests, spec.name

@@ -34,10 +34,23 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument('--device', type=int, default=_DEFAULTS.device, help='CUDA device index')
     ap.add_argument('--cache-dir', default=default_cache_dir(),
                     help="disk cache of shipped fatbins ('' for memory only)")
+    ap.add_argument('--cache-mem-bytes', type=int, default=_DEFAULTS.module_cache_mem_bytes,
+                    help='bytes of modules kept in memory (least recently used go first; '
+                    'the disk cache keeps all)')
     ap.add_argument('--max-sessions', type=int, default=_DEFAULTS.max_sessions,
                     help='most app sessions served at once; more are refused')
+    ap.add_argument('--max-message-bytes', type=int, default=_DEFAULTS.max_message_bytes,
+                    help='largest payload of one request; a larger frame is dropped before '
+                    'it is read')
+    ap.add_argument('--max-module-bytes', type=int, default=_DEFAULTS.max_module_bytes,
+                    help='largest module (fatbin) a session may load')
     ap.add_argument('--session-timeout', type=float, default=_DEFAULTS.session_timeout_s,
                     help='seconds without a message after which a session is dropped')
+    ap.add_argument('--unused-session-timeout', type=float,
+                    default=_DEFAULTS.unused_session_timeout_s,
+                    help='seconds after which a session that did no CUDA work since its '
+                    'hello ends (it also gives its place to a new app when the server is '
+                    'full)')
     ap.add_argument('--curve-secret-key-file', default='',
                     help="the server's CURVE certificate (zmq.auth secret key file); empty: "
                     'no encryption')
@@ -53,10 +66,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         backend, why = choose_backend(a.backend, a.device)
         logging.info('backend %s: %s', backend, why)
-        server = Server(ServerConfig(a.bind, backend, a.device, a.cache_dir or None,
-                                     a.max_sessions, session_timeout_s=a.session_timeout,
-                                     curve_secret_key_file=a.curve_secret_key_file,
-                                     lane_port=a.lane_port))
+        server = Server(ServerConfig(
+            bind_endpoint=a.bind, backend=backend, device=a.device,
+            module_cache_dir=a.cache_dir or None, module_cache_mem_bytes=a.cache_mem_bytes,
+            max_sessions=a.max_sessions, max_message_bytes=a.max_message_bytes,
+            max_module_bytes=a.max_module_bytes, session_timeout_s=a.session_timeout,
+            unused_session_timeout_s=a.unused_session_timeout,
+            curve_secret_key_file=a.curve_secret_key_file, lane_port=a.lane_port))
     except (BackendUnavailable, ServerStartError, ValueError, OSError) as e:
         logging.error('cannot start: %s', e)
         return 2
