@@ -19,6 +19,7 @@ from test_launch_files import _nodes, _processes, run_launch_file
 from test_launch_plan import console_scripts
 
 from rrto_ros import interposer_path
+from rrto_ros.client.agent_socket import default_agent_socket
 from rrto_ros.launch_plan import (CAMERA_NODE, CLIENT_NODE, demo_pipeline_plan,
                                   FOLLOWER_NODE, load_params, NODE_MODULES, pipeline_plan,
                                   PlanError, POSE_NODE, TRACKER_NODE, WORKLOAD)
@@ -49,7 +50,7 @@ def test_pipeline_plan_with_rrto(interposer):
     pose = plan.get(POSE_NODE)
     assert not pose.is_node                            # started through the agent wait
     assert pose.env == {'LD_PRELOAD': str(interposer_path()),
-                        'RRTO_AGENT_SOCKET': '/tmp/rrto-agent.sock'}
+                        'RRTO_AGENT_SOCKET': default_agent_socket()}
     cmd = pose.command()
     assert cmd[:4] == [sys.executable, '-m', 'rrto_ros.launch_plan', 'run']
     inner = cmd[cmd.index('--') + 1:]

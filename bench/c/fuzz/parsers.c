@@ -21,6 +21,7 @@ int fuzz_lane_replies(int fd);        /* lane.c's await until the stream ends */
 void fuzz_replay_walk(void);          /* matches each installed entry against itself */
 
 void rrto_log(const char *fmt, ...) { (void)fmt; }   /* quiet: sanitizers use stderr */
+const char *rrto_error_name(int err) { (void)err; return NULL; }   /* only for log lines */
 
 /* The input's bytes as a stream on a socket, the way the parser reads them. */
 static int stream_of(const uint8_t *data, size_t len) {
