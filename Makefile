@@ -23,10 +23,12 @@ TORCH ?= torch==2.13.0
 HOST_TORCH = $(PY) -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))'
 VENV_SITE = $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
 
-$(STAMP): requirements.txt setup.py
+$(STAMP): requirements.txt requirements-fuzz.txt setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -r requirements-fuzz.txt || \
+	  echo 'rrto: atheris is not installable here: the fuzz runs use their mutation loop'
 	$(BIN)/python -c 'import torch' 2>/dev/null || \
 	  { $(HOST_TORCH) > "$$($(VENV_SITE))/rrto_host_torch.pth" 2>/dev/null && \
 	    $(BIN)/python -c 'import torch; print("rrto: using the PyTorch", torch.__version__, \
