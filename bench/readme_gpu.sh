@@ -31,3 +31,8 @@ if [ $# -gt 0 ]; then   # more tests on the cuda backend, from the README's venv
   PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 timeout 400 .venv/bin/python -m pytest --backend cuda -q -rs \
     "$@" 2>&1 | tee "$out/gpu_pytest_cuda.log" | tail -15
 fi
+if [ -n "${RRTO_TORCH_CHECK:-}" ]; then   # stock PyTorch under the interposer (issue 10)
+  site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  PYTHONPATH="$site" timeout 300 bash bench/torch_driver_check.sh 2>&1 |
+    tee "$out/torch_driver_check.log" | tail -20
+fi
