@@ -8,7 +8,7 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 d=/tmp/rrto-driver-check
 lib=$d/lib
-mkdir -p "$d"
+mkdir -p -m 700 "$d"
 python3 rrto_ros/interposer/build.py --out "$lib" > /dev/null || exit 1
 python3 -m rrto_ros.cli.server_main --bind tcp://127.0.0.1:5599 --backend cuda --lane-port -1 \
   --log-level WARNING > $d/server.log 2>&1 &
@@ -27,6 +27,7 @@ print('available', torch.cuda.is_available(), torch.cuda.device_count())
 x = torch.zeros(1, device='cuda')
 print('zeros', x.device, (x + 1).cpu())
 " 2>&1 | tail -20
+tail -3 $d/server.log $d/client.log
 echo "== libtorch_cuda's cuBLAS / cuDNN imports that vendor_api/ lacks"
 t=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))')/lib
 nm -D --undefined-only "$t"/libtorch_cuda*.so | grep -oE ' (cublas|cudnn)\w+' | tr -d ' ' |

@@ -5,6 +5,7 @@ symbols, against a scripted fake client node."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pathlib
 import subprocess
@@ -129,9 +130,21 @@ def test_unimplemented_driver_and_library_functions_fail_by_name(lookups, interp
     assert 'cuCtxCreate_v4(2 calls)' in r.stderr   # the exit report names them again
 
 
+def _real_libcuda() -> bool:
+    try:
+        ctypes.CDLL('libcuda.so.1')
+    except OSError:
+        return False
+    return True
+
+
 def test_trace_mode_passes_libcuda_through(lookups, interposer):
     r = run([lookups, 'driver'], interposer, RRTO_TRACE='1')
-    assert 'dlopen_error' in parse(r.stdout)   # the real (absent) driver answers
+    out = parse(r.stdout)
+    if _real_libcuda():   # the real driver answers: it initialises
+        assert 'dlopen_error' not in out and out.get('init') == '0', out
+    else:                 # the real driver is absent, and the app is told so
+        assert 'dlopen_error' in out, out
 
 
 def test_dlopen_and_dlsym_still_act_for_their_caller(tmp_path, interposer):
@@ -185,12 +198,21 @@ def test_committed_vendor_lists_are_up_to_date(tmp_path, cuda_include):
         pytest.skip('no cuBLAS / cuDNN headers (set RRTO_VENDOR_INCLUDE or install the '
                     'nvidia-cublas and nvidia-cudnn-cu13 wheels)')
     gen_api_table.write_vendor_lists(dirs + [cuda_include], tmp_path)
+    explicit = bool(os.environ.get('RRTO_VENDOR_INCLUDE'))
     for lib in gen_api_table.VENDOR_LIBS:
         fresh = (tmp_path / f'{lib}.txt').read_text()
-        assert fresh == (gen_api_table.VENDOR_DIR / f'{lib}.txt').read_text(), (
-            f'vendor_api/{lib}.txt is out of date: regenerate it with '
-            '`python rrto_ros/interposer/gen_api_table.py --include CUDA_INCLUDE '
-            '--vendor-include DIR...`')
+        committed = (gen_api_table.VENDOR_DIR / f'{lib}.txt').read_text()
+        if explicit:   # the headers the lists are made from: the same lists
+            assert fresh == committed, (
+                f'vendor_api/{lib}.txt is out of date: regenerate it with '
+                '`python rrto_ros/interposer/gen_api_table.py --include CUDA_INCLUDE '
+                '--vendor-include DIR...`')
+        else:          # another version's headers (e.g. PyTorch's): no function missing
+            def names(text: str) -> set:
+                return {ln.split('\t', 1)[0] for ln in text.splitlines()
+                        if ln and not ln.startswith('#')}
+            missing = names(fresh) - names(committed)
+            assert not missing, f'vendor_api/{lib}.txt lacks {sorted(missing)[:20]}'
 
 
 def test_vendor_lists_cover_what_pytorch_calls():

@@ -107,7 +107,11 @@ def test_pipeline_follows_the_synthetic_person_and_stops_when_lost(ros):
     wait_for(lambda: follower.follower.state == 'lost', 5, 'the follower to report lost')
     n = len(seen.get('cmd_vel'))
     wait_for(lambda: len(seen.get('cmd_vel')) >= n + 5, 5, 'more cmd_vel')
-    assert all(m.linear.x == 0.0 and m.angular.z == 0.0 for m in seen.get('cmd_vel')[n:])
+    # One published just before the state changed may still be on its way; from the first
+    # zero Twist on, the robot stays stopped.
+    after = [(m.linear.x, m.angular.z) for m in seen.get('cmd_vel')[n:]]
+    first = after.index((0.0, 0.0)) if (0.0, 0.0) in after else len(after)
+    assert first <= 1 and all(t == (0.0, 0.0) for t in after[first:]), after
 
 
 def test_pose_node_ground_truth_debug_image_and_diagnostics(ros):
