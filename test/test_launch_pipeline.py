@@ -142,10 +142,13 @@ def test_pipeline_plan_runs(tmp_path, interposer, monkeypatch):
                               namespace=ns,
                               rrto_camera={'width': 320, 'height': 240, 'fx': 262.5})
     outputs = {}
+    logs = {p.name: tmp_path / f'{p.name}.log' for p in plan.processes}
     with contextlib.ExitStack() as stack:
+        # Output to files, not pipes: a node blocked on a full pipe would not stop.
         procs = {p.name: stack.enter_context(reaped(subprocess.Popen(
-            p.command(), env=dict(os.environ, **p.env), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True))) for p in plan.processes}
+            p.command(), env=dict(os.environ, **p.env),
+            stdout=stack.enter_context(open(logs[p.name], 'w')), stderr=subprocess.STDOUT,
+            text=True))) for p in plan.processes}
         context = rclpy.Context()
         rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
         stack.callback(rclpy.try_shutdown, context=context)
@@ -159,7 +162,7 @@ def test_pipeline_plan_runs(tmp_path, interposer, monkeypatch):
             executor.spin_once(timeout_sec=0.2)
             dead = [name for name, pr in procs.items() if pr.poll() is not None]
             if dead:
-                pytest.fail(f'{dead[0]} exited: {procs[dead[0]].communicate()[0]}')
+                pytest.fail(f'{dead[0]} exited: {logs[dead[0]].read_text()}')
         executor.shutdown()
         listener.destroy_node()
         maps = pathlib.Path(f'/proc/{procs[POSE_NODE].pid}/maps')
@@ -168,7 +171,8 @@ def test_pipeline_plan_runs(tmp_path, interposer, monkeypatch):
         for name, pr in procs.items():
             pr.terminate()
         for name, pr in procs.items():
-            outputs[name] = pr.communicate(timeout=20)[0]
+            pr.wait(timeout=20)
+            outputs[name] = logs[name].read_text()
     assert any(m.linear.x > 0.05 for m in got), (f'{len(got)} cmd_vel, none forward', outputs)
     pose_log = outputs[POSE_NODE]
     assert 'source ground_truth' in pose_log and 'emu backend' in pose_log, pose_log
