@@ -33,7 +33,7 @@ $(STAMP): requirements.txt requirements-fuzz.txt setup.py
 	  { $(HOST_TORCH) > "$$($(VENV_SITE))/rrto_host_torch.pth" 2>/dev/null && \
 	    $(BIN)/python -c 'import torch; print("rrto: using the PyTorch", torch.__version__, \
 	      "of", torch.__file__)'; } || \
-	  { rm -f "$$($(VENV_SITE))/rrto_host_torch.pth"; $(BIN)/pip install -q $(TORCH); } || \
+	  { rm -f "$$($(VENV_SITE))/rrto_host_torch.pth"; $(BIN)/pip install -q $(TORCH) 'setuptools<80'; } || \
 	  echo 'rrto: $(TORCH) could not be installed here: the pose model and its tests need it'
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
