@@ -10,12 +10,12 @@ from typing import List, Optional
 
 from rrto_ros.protocol import keys
 
-STEPS = '''steps (one edge, any number of robots):
+STEPS = """steps (one edge, any number of robots):
   edge:   rrto-keys init-server             # server.key_secret, server.key, clients/
   robot:  rrto-keys init-robot robot-1      # robot.key_secret, robot-1.key
   robot:  copy the edge's server.key into the robot's key directory
   edge:   copy robot-1.key here, then: rrto-keys allow robot-1.key
-The nodes, rrto-server and rrto-client use these files by default (security curve).'''
+The nodes, rrto-server and rrto-client use these files by default (security curve)."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,8 +31,8 @@ def parser() -> argparse.ArgumentParser:
                             'its options)')
     common = argparse.ArgumentParser(add_help=False)   # --dir after the command works too
     common.add_argument('--dir', default=argparse.SUPPRESS, help='key directory (as above)')
-    s = sub.add_parser('init-server', parents=[common], help="on the edge: the server's key pair and an empty "
-                       'allow-list')
+    s = sub.add_parser('init-server', parents=[common],
+                       help="on the edge: the server's key pair and an empty allow-list")
     s.add_argument('--force', action='store_true',
                    help='replace an existing server key (every robot then needs the new '
                    'server.key)')
@@ -41,13 +41,15 @@ def parser() -> argparse.ArgumentParser:
                    'key file is NAME.key)')
     r.add_argument('--force', action='store_true',
                    help='replace an existing robot key (the edge must then allow the new one)')
-    a = sub.add_parser('allow', parents=[common], help="on the edge: let a robot in (copies its public key "
-                       'into the allow-list)')
+    a = sub.add_parser('allow', parents=[common],
+                       help='on the edge: let a robot in (copies its public key into the '
+                       'allow-list)')
     a.add_argument('public_key_file', metavar='ROBOT_PUBLIC_KEY_FILE',
                    help="the robot's NAME.key (never its .key_secret)")
     a.add_argument('--name', default='',
                    help='name in the allow-list (default: the file name without .key)')
-    sub.add_parser('list', parents=[common], help='show the keys in the key directory and the allowed robots')
+    sub.add_parser('list', parents=[common],
+                   help='show the keys in the key directory and the allowed robots')
     return ap
 
 

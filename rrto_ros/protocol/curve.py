@@ -50,7 +50,7 @@ def _load(path: str, want_secret: bool, fix: str) -> Tuple[bytes, Optional[bytes
 def server_keys(secret_file: str) -> Tuple[bytes, bytes]:
     """(public, secret) of the server (security curve)."""
     if not secret_file:
-        raise CurveError('security curve needs curve_secret_key_file, the server\'s '
+        raise CurveError("security curve needs curve_secret_key_file, the server's "
                          '.key_secret (`rrto-keys init-server` makes one)')
     public, secret = _load(secret_file, True, 'make it with `rrto-keys init-server` on this '
                            'edge machine, or set curve_secret_key_file')
@@ -62,7 +62,7 @@ def client_keys(secret_file: str, server_public_file: str) -> Dict[str, Any]:
     """The client's keys and the server's public key (security curve), with the files they
     came from (``secret_file``, ``server_file``: for messages)."""
     if not secret_file or not server_public_file:
-        raise CurveError('security curve needs both curve_secret_key_file (this robot\'s '
+        raise CurveError("security curve needs both curve_secret_key_file (this robot's "
                          '.key_secret, `rrto-keys init-robot NAME` makes one) and '
                          "curve_server_key_file (a copy of the edge's server.key)")
     public, secret = _load(secret_file, True, 'make it with `rrto-keys init-robot NAME` on '

@@ -181,7 +181,7 @@ def allow(public_file: str, directory: str = DEFAULT_DIR, name: str = '') -> Tup
     else the file's name); returns (its path, False if that key was allowed already)."""
     public_file = os.path.expanduser(public_file)
     if not os.path.isfile(public_file):
-        raise KeyStoreError(f'{public_file} does not exist: copy the robot\'s public key file '
+        raise KeyStoreError(f"{public_file} does not exist: copy the robot's public key file "
                             '(NAME.key, made by `rrto-keys init-robot NAME` on the robot) here '
                             'first')
     _, secret = _load(public_file)
