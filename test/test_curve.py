@@ -228,3 +228,15 @@ def test_app_with_an_unknown_key_is_told_in_one_line(interposer, examples_dir, t
     assert len(lines) == 1, r.stderr
     assert "refused this robot's key (not in its allow-list)" in lines[0], lines[0]
     assert f'copy {public} to the edge and run `rrto-keys allow stranger.key` there' in lines[0]
+
+
+def test_loose_directories_are_refused_not_changed(made, tmp_path):
+    shared = tmp_path / 'shared'
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)
+    with pytest.raises(keys.KeyStoreError, match='chmod 700'):
+        keys.init_server(str(shared))
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o755
+    os.chmod(made['allowed_dir'], 0o777)
+    with pytest.raises(AllowListError, match='could add their own keys'):
+        curve_server(made)

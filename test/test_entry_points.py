@@ -155,20 +155,6 @@ def test_client_cli_takes_the_node_parameters():
         assert aliases.get(spec.name, spec.name) in dests, spec.name
 
 
-def test_server_cli_takes_the_node_parameters():
-    """rrto-server offers what the server node's parameters set (but the diagnostics
-    period), the security settings included."""
-    from rrto_ros.cli.server_main import parser
-    from rrto_ros.nodes.params import SERVER_PARAMS
-    dests = {a.dest for a in parser()._actions}
-    aliases = {'bind_endpoint': 'bind', 'module_cache_dir': 'cache_dir',
-               'session_timeout_s': 'session_timeout'}
-    for spec in SERVER_PARAMS:
-        if spec.name == 'diagnostics_period_s':
-            continue
-        assert aliases.get(spec.name, spec.name) in dests, spec.name
-
-
 def test_clis_default_to_curve_and_name_the_missing_key(tmp_path):
     """Without keys, rrto-server and rrto-client refuse to start and say how to make them
     (the tests above that need none pass --security open)."""

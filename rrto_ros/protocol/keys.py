@@ -62,16 +62,28 @@ def check_name(name: str) -> str:
 
 
 def private_dir(path: str) -> str:
-    """``path`` as a directory only its owner can enter (created mode 0700)."""
+    """``path`` as a directory only its owner can enter: created mode 0700; an existing one
+    that others may enter is refused (it is not changed behind the user's back)."""
     path = os.path.expanduser(path)
     os.makedirs(path, mode=0o700, exist_ok=True)
     st = os.stat(path)
     if st.st_uid != os.getuid():
         raise KeyStoreError(f'{path} belongs to another user: keep keys in a directory of '
                             'your own (--dir)')
-    if stat.S_IMODE(st.st_mode) != 0o700:
-        os.chmod(path, 0o700)
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise KeyStoreError(f'{path} can be entered by other users (mode {mode:o}): run '
+                            f'`chmod 700 {path}`, or give another --dir')
     return path
+
+
+def writable_by_others(path: str) -> Optional[str]:
+    """Why a directory of allowed keys cannot be trusted (others may add keys), or None."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o022:
+        return (f'{path} can be written by other users (mode {mode:o}), who could add their '
+                f'own keys: run `chmod go-w {path}`')
+    return None
 
 
 def exposed(path: str) -> Optional[str]:

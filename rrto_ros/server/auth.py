@@ -39,6 +39,9 @@ class AllowList:
                 f'the allow-list directory {self.dir or "(curve_allowed_clients_dir is empty)"} '
                 'does not exist: `rrto-keys init-server` makes it, `rrto-keys allow NAME.key` '
                 'adds a robot to it')
+        loose = keys.writable_by_others(self.dir)
+        if loose:
+            raise AllowListError(f'the allow-list directory {loose}')
         self._lock = threading.Lock()
         self._stamp: Optional[int] = None
         self.keys: Dict[bytes, str] = {}      # Z85 public key -> robot name
