@@ -240,3 +240,14 @@ def test_loose_directories_are_refused_not_changed(made, tmp_path):
     os.chmod(made['allowed_dir'], 0o777)
     with pytest.raises(AllowListError, match='could add their own keys'):
         curve_server(made)
+
+
+def test_a_robot_removed_from_the_allow_list_is_refused_next_time(made):
+    srv = curve_server(made)
+    try:
+        assert hello(srv.endpoint, robot_curve(made)) == 0
+        os.unlink(os.path.join(made['allowed_dir'], 'robot-1.key'))
+        with pytest.raises(HandshakeFailed, match='refused this robot'):
+            hello(srv.endpoint, robot_curve(made), timeout_s=30.0)
+    finally:
+        srv.stop()

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
@@ -43,27 +43,39 @@ class AllowList:
         if loose:
             raise AllowListError(f'the allow-list directory {loose}')
         self._lock = threading.Lock()
-        self._stamp: Optional[int] = None
+        self._stamp: Optional[Tuple] = None
+        self._read = False
         self.keys: Dict[bytes, str] = {}      # Z85 public key -> robot name
         self._refused: Dict[bytes, float] = {}
         self.refusals = 0
         self.reload()
 
+    def _signature(self) -> Tuple:
+        """What identifies the directory's contents: each key file's name, inode, size and
+        time (a directory's own time can miss two changes within one clock tick)."""
+        out = []
+        with os.scandir(self.dir) as entries:
+            for e in entries:
+                if e.name.endswith('.key'):
+                    st = e.stat()
+                    out.append((e.name, st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(sorted(out))
+
     def reload(self) -> None:
         """Read the directory again if it changed since the last read."""
         try:
-            stamp = os.stat(self.dir).st_mtime_ns
+            stamp: Optional[Tuple] = self._signature()
         except OSError as e:
             log.warning('allow-list %s unreadable (%s): no robot is let in', self.dir, e)
-            stamp, found = -1, {}
+            stamp, found = None, {}
         else:
             if stamp == self._stamp:
                 return
             found = {key.encode(): name for name, key in keys.allowed_keys(
                 self.dir, lambda why: log.warning('allow-list: skipped %s', why))}
         with self._lock:
-            changed = self._stamp is not None and found != self.keys
-            self._stamp, self.keys = stamp, found
+            changed = self._read and found != self.keys
+            self._stamp, self.keys, self._read = stamp, found, True
         if changed:
             log.info('allow-list %s changed: %d robot(s) allowed', self.dir, len(found))
 
