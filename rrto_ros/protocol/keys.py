@@ -118,13 +118,16 @@ def metadata(path: str) -> Dict[str, str]:
     return out
 
 
-def public_key(path: str) -> str:
-    """The Z85 text of a certificate's public key (names a key in messages and lists)."""
+def _load(path: str) -> Tuple[bytes, Optional[bytes]]:
     try:
-        public, _ = zmq.auth.load_certificate(os.path.expanduser(path))
+        return zmq.auth.load_certificate(os.path.expanduser(path))
     except (OSError, ValueError) as e:
         raise KeyStoreError(f'{path} is not a ZeroMQ certificate: {e}') from None
-    return public.decode()
+
+
+def public_key(path: str) -> str:
+    """The Z85 text of a certificate's public key (names a key in messages and lists)."""
+    return _load(path)[0].decode()
 
 
 def _create(directory: str, name: str, meta: Dict[str, str]) -> Tuple[str, str]:
@@ -179,13 +182,6 @@ def init_robot(name: str, directory: str = DEFAULT_DIR, force: bool = False
     finally:
         shutil.rmtree(os.path.dirname(public), ignore_errors=True)
     return public_path, secret_path
-
-
-def _load(path: str) -> Tuple[bytes, Optional[bytes]]:
-    try:
-        return zmq.auth.load_certificate(path)
-    except (OSError, ValueError) as e:
-        raise KeyStoreError(f'{path} is not a ZeroMQ certificate: {e}') from None
 
 
 def allow(public_file: str, directory: str = DEFAULT_DIR, name: str = '') -> Tuple[str, bool]:
