@@ -104,6 +104,7 @@ setup(
             'rrto-client = rrto_ros.cli.client_main:main',
             'rrto-trace = rrto_ros.cli.trace_main:main',
             'rrto-lib = rrto_ros.cli.lib_main:main',
+            'rrto-keys = rrto_ros.cli.keys_main:main',
             'rrto-kapao-convert = rrto_ros.cli.kapao_convert_main:main',
             'rrto_client_node = rrto_ros.nodes.client_node:main',
             'rrto_server_node = rrto_ros.nodes.server_node:main',

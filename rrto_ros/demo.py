@@ -6,7 +6,9 @@ the same plan (rrto_ros/launch_plan.py, config/*.yaml): the server node, the cli
 and the CNN example (``build/examples/cnn_infer N``) as the workload, its CUDA calls sent
 through the interposer to the server. It follows the run on /diagnostics, prints the
 progress and phase changes, and ends with a summary. The server uses the ``cuda`` backend
-when this machine has a GPU, else ``emu``. Every process is stopped on exit or Ctrl-C.
+when this machine has a GPU, else ``emu``. The link runs with CURVE, as the shipped configs
+have it, with keys made for the run in its temporary directory (the user's own keys are
+left alone). Every process is stopped on exit or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from rrto_ros.client.config import MODES
 from rrto_ros.launch_plan import (CLIENT_NODE, edge_plan, PlanError, Process, robot_plan,
                                   SERVER_NODE)
 from rrto_ros.nodes.status import RECENT
+from rrto_ros.protocol import keys
 from rrto_ros.stack import free_tcp_port
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -249,12 +252,15 @@ class Demo:
         a = self.a
         port = free_tcp_port()
         sock = os.path.join(self.tmp.name, 'agent.sock')
+        made = keys.one_machine(os.path.join(self.tmp.name, 'keys'), 'demo-robot')
         edge = edge_plan(backend='' if a.backend == 'auto' else a.backend,
-                         overrides={'bind_endpoint': f'tcp://127.0.0.1:{port}'},
+                         overrides={'bind_endpoint': f'tcp://127.0.0.1:{port}',
+                                    **keys.server_parameters(made)},
                          namespace=self.namespace)
         robot = robot_plan(server_host='127.0.0.1', server_port=port,
                            overrides={'agent_socket': sock, 'mode': a.mode,
-                                      'diagnostics_period_s': 0.1},   # follow phases
+                                      'diagnostics_period_s': 0.1,   # follow phases
+                                      **keys.client_parameters(made)},
                            workload=[a.program, str(a.inferences)], namespace=self.namespace)
         prefix = self.namespace.lstrip('/') + '/'
         self.monitor = mon = Monitor(prefix)

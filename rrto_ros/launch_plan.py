@@ -437,16 +437,21 @@ def demo_pipeline_plan(server_host: str = '127.0.0.1', server_port: Union[str, i
                        agent_socket: str = '', use_rrto: bool = True,
                        pose_source: str = 'ground_truth', namespace: str = '',
                        python: str = sys.executable,
+                       client: Optional[Mapping[str, Any]] = None,
                        **node_overrides: Mapping[str, Any]) -> Plan:
     """The whole pipeline on one machine for the demo: the synthetic camera and, by default,
     the ground-truth pose source (the emu backend cannot run the real network; on a cuda
-    server pass pose_source='model'). Extra keyword arguments are node_overrides
-    (``rrto_follower={'standoff_m': 2.0}``)."""
+    server pass pose_source='model'). ``client``: overrides of the client node's parameters
+    (its keys, e.g. ``rrto_ros.protocol.keys.client_parameters(...)``). Extra keyword
+    arguments are node_overrides (``rrto_follower={'standoff_m': 2.0}``)."""
     overrides = {k: dict(v) for k, v in node_overrides.items()}
     overrides.setdefault(CAMERA_NODE, {}).setdefault('source', 'synthetic')
     overrides.setdefault(POSE_NODE, {}).setdefault('source', pose_source)
+    mine = dict(client or {})
+    if agent_socket:
+        mine['agent_socket'] = agent_socket
     return pipeline_plan(server_host=server_host, server_port=server_port, use_rrto=use_rrto,
-                         overrides={'agent_socket': agent_socket} if agent_socket else None,
+                         overrides=mine or None,
                          node_overrides=overrides, namespace=namespace, python=python)
 
 

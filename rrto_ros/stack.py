@@ -24,6 +24,8 @@ from rrto_ros.client.core import ClientCore
 from rrto_ros.client.launcher import interposed_env
 from rrto_ros.client.uplink import ServerLost
 from rrto_ros.client.uplink import Uplink
+from rrto_ros.protocol import keys
+from rrto_ros.protocol.curve import client_keys
 from rrto_ros.protocol.messages import PING
 from rrto_ros.server.server import Server
 from rrto_ros.server.server import ServerConfig
@@ -40,31 +42,42 @@ class LocalStack:
                  cache_dir: Optional[str] = None, server_timeout_s: float = 5.0,
                  connect_timeout_s: float = 3.0, server_process: bool = False,
                  link: Optional[str] = None, server_options: Optional[dict] = None,
-                 client_options: Optional[dict] = None) -> None:
+                 client_options: Optional[dict] = None, security: str = 'open') -> None:
         """``link``: a profile of rrto_ros.bench.link (``loopback``, ``edge``, ``cloud``):
         the client then reaches the server through that link emulator, run as its own
-        process. None: a direct connection."""
+        process. None: a direct connection. ``security``: ``open`` (the replay lane, what
+        most tests and the benchmarks measure) or ``curve`` (keys made in a temporary
+        directory, the robot allowed; no lane)."""
         # A known lane port, so that a link emulator can carry the lane too.
         lane_port = free_tcp_port()
         self._tmp = tempfile.TemporaryDirectory(prefix='rrto-')
         self.backend = backend
         self.server: Optional[Server] = None
         self.server_proc: Optional[subprocess.Popen] = None
+        server_security: Dict[str, str] = {'security': security}
+        client_security: Dict[str, str] = {'security': security}
+        if security == 'curve':
+            made = keys.one_machine(os.path.join(self._tmp.name, 'keys'))
+            server_security = keys.server_parameters(made)
+            client_security = keys.client_parameters(made)
+        self._client_security = client_security
         if server_process:
             endpoint = f'tcp://127.0.0.1:{free_tcp_port()}'
             self._server_cmd = [sys.executable, '-m', 'rrto_ros.cli.server_main', '--bind',
                                 endpoint, '--backend', backend, '--cache-dir', cache_dir or '',
                                 '--lane-port', str(lane_port)]
+            for name, value in server_security.items():
+                self._server_cmd += [f'--{name.replace("_", "-")}', value]
         else:
             self.server = Server(ServerConfig('tcp://127.0.0.1:*', backend,
                                               module_cache_dir=cache_dir,
                                               lane_port=lane_port,
-                                              **(server_options or {})))
+                                              **{**server_security, **(server_options or {})}))
             endpoint = self.server.endpoint
         self.endpoint = endpoint
         self.link: Optional[LinkProcess] = None
         client_endpoint = endpoint
-        client_options = dict(client_options or {})
+        client_options = {**client_security, **(client_options or {})}
         if link is not None:
             lane_via = free_tcp_port()
             self.link = LinkProcess(link, endpoint, free_tcp_port(),
@@ -100,7 +113,11 @@ class LocalStack:
         self._tmp.cleanup()
 
     def _wait_for_server(self, timeout: float) -> None:
-        link = Uplink(zmq.Context.instance(), self.endpoint, server_timeout_s=timeout)
+        c = self._client_security
+        curve = client_keys(c['curve_secret_key_file'], c['curve_server_key_file']) \
+            if c['security'] == 'curve' else None
+        link = Uplink(zmq.Context.instance(), self.endpoint, server_timeout_s=timeout,
+                      curve=curve)
         try:
             link.wait(link.send(PING, []))
         except ServerLost:

@@ -6,6 +6,7 @@ complete."""
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
@@ -84,7 +85,7 @@ def test_server_cli_port_in_use_is_one_line():
     port = busy.getsockname()[1]
     try:
         r = _cli('rrto_ros.cli.server_main', '--backend', 'emu', '--bind',
-                 f'tcp://127.0.0.1:{port}', '--cache-dir', '')
+                 f'tcp://127.0.0.1:{port}', '--cache-dir', '', '--security', 'open')
     finally:
         busy.close()
     assert r.returncode == 2
@@ -95,7 +96,8 @@ def test_server_cli_port_in_use_is_one_line():
 
 @pytest.mark.parametrize('bind', ['tcp//*:5555', '5555', 'tcp://*:abc', 'tcp://*:70000'])
 def test_server_cli_malformed_bind_is_one_line(bind):
-    r = _cli('rrto_ros.cli.server_main', '--backend', 'emu', '--bind', bind, '--cache-dir', '')
+    r = _cli('rrto_ros.cli.server_main', '--backend', 'emu', '--bind', bind, '--cache-dir', '',
+             '--security', 'open')
     assert r.returncode == 2
     assert len(_errors(r)) == 1 and 'Traceback' not in r.stderr, r.stderr
     assert 'cannot listen on' in r.stderr and bind in r.stderr
@@ -119,7 +121,7 @@ def test_launch_plan_unknown_parameter_names_the_closest(tmp_path):
 
 # ----------------------------------------------------------------- --help
 CLIS = ['rrto_ros.cli.server_main', 'rrto_ros.cli.client_main', 'rrto_ros.cli.trace_main',
-        'rrto_ros.cli.lib_main']
+        'rrto_ros.cli.lib_main', 'rrto_ros.cli.keys_main']
 
 
 @pytest.mark.parametrize('module', CLIS)
@@ -167,3 +169,19 @@ def test_server_cli_takes_the_node_parameters():
         if spec.name == 'diagnostics_period_s':
             continue
         assert aliases.get(spec.name, spec.name) in dests, spec.name
+
+
+def test_clis_default_to_curve_and_name_the_missing_key(tmp_path):
+    """Without keys, rrto-server and rrto-client refuse to start and say how to make them
+    (the tests above that need none pass --security open)."""
+    env = {**os.environ, 'HOME': str(tmp_path)}   # no keys there
+    for args, fix in (
+            (['rrto_ros.cli.server_main', '--bind', 'tcp://127.0.0.1:*', '--backend', 'emu'],
+             'rrto-keys init-server'),
+            (['rrto_ros.cli.client_main', '--agent-socket', str(tmp_path / 'a.sock')],
+             'rrto-keys init-robot NAME')):
+        r = subprocess.run([sys.executable, '-m', *args], capture_output=True, text=True,
+                           timeout=30, env=env)
+        assert r.returncode == 2, r.stderr
+        assert len(_errors(r)) == 1 and fix in r.stderr, r.stderr
+        assert str(tmp_path / '.config' / 'rrto_ros' / 'keys') in r.stderr

@@ -38,7 +38,7 @@ NOT_SOURCES = ('.git', '.venv', 'build', 'dist', '*.egg-info', '__pycache__', '.
                '.whl')
 ASSIGNMENT = re.compile(r'^[A-Z_][A-Z0-9_]*=')
 EXECUTABLES = ['rrto_client_node', 'rrto_server_node', 'rrto-server', 'rrto-client',
-               'rrto-trace', 'rrto-lib']
+               'rrto-trace', 'rrto-lib', 'rrto-keys']
 
 
 @pytest.fixture

@@ -223,6 +223,7 @@ def test_no_lane_with_curve_or_when_disabled(tmp_path):
         srv.stop()
     zmq_auth.create_certificates(str(tmp_path), 'server')
     srv = Server(ServerConfig('tcp://127.0.0.1:*', 'emu', module_cache_dir=None,
+                              security='curve', curve_allowed_clients_dir=str(tmp_path),
                               curve_secret_key_file=str(tmp_path / 'server.key_secret')))
     try:
         assert srv.lane_port is None     # CURVE protects the ZeroMQ connection only

@@ -138,8 +138,10 @@ def test_pipeline_plan_runs(tmp_path, interposer, monkeypatch):
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     monkeypatch.setenv('RCUTILS_COLORIZED_OUTPUT', '0')
     ns = f'/pipe{os.getpid()}'
+    from rrto_ros.protocol import keys    # robot.yaml asks for CURVE: keys of the test's own
+    made = keys.one_machine(str(tmp_path / 'keys'))
     plan = demo_pipeline_plan(server_port=1, agent_socket=str(tmp_path / 'agent.sock'),
-                              namespace=ns,
+                              namespace=ns, client=keys.client_parameters(made),
                               rrto_camera={'width': 320, 'height': 240, 'fx': 262.5})
     outputs = {}
     logs = {p.name: tmp_path / f'{p.name}.log' for p in plan.processes}

@@ -45,6 +45,7 @@ from rrto_ros.nodes.client_node import ClientNode  # noqa: E402
 from rrto_ros.nodes.params import CLIENT_PARAMS, names, SERVER_PARAMS  # noqa: E402
 from rrto_ros.nodes.server_node import ServerNode  # noqa: E402
 from rrto_ros.protocol import agent_wire as wire  # noqa: E402
+from rrto_ros.protocol import keys  # noqa: E402
 from rrto_ros.protocol.ops import Op  # noqa: E402
 from rrto_ros.stack import free_tcp_port  # noqa: E402
 
@@ -69,6 +70,27 @@ def p(key: str, value: Any) -> List[str]:
     return ['-p', f'{key}:={json.dumps(value)}']
 
 
+def ps(params: Dict[str, Any]) -> List[str]:
+    return [arg for k, v in params.items() for arg in p(k, v)]
+
+
+@pytest.fixture(scope='module')
+def made(tmp_path_factory) -> Dict[str, str]:
+    """Keys of an edge and a robot for this module's nodes (config/*.yaml ask for CURVE with
+    the user's keys, which the tests leave alone)."""
+    return keys.one_machine(str(tmp_path_factory.mktemp('keys') / 'keys'))
+
+
+@pytest.fixture(scope='module')
+def edge_keys(made) -> List[str]:
+    return ps(keys.server_parameters(made))
+
+
+@pytest.fixture(scope='module')
+def robot_keys(made) -> List[str]:
+    return ps(keys.client_parameters(made))
+
+
 @pytest.fixture(scope='module', autouse=True)
 def ros_env() -> Iterator[None]:
     """A DDS domain of our own on loopback: concurrent test runs on this machine don't mix."""
@@ -80,9 +102,10 @@ def ros_env() -> Iterator[None]:
 
 
 class Ros:
-    """An rclpy context with an executor spinning in a thread."""
+    """An rclpy context with an executor spinning in a thread; its nodes use ``made``'s keys."""
 
-    def __init__(self) -> None:
+    def __init__(self, made: Dict[str, str]) -> None:
+        self.made = made
         self.context = rclpy.Context()
         rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         self.executor = MultiThreadedExecutor(context=self.context)
@@ -101,13 +124,15 @@ class Ros:
             context=self.context, namespace=self.namespace,
             cli_args=['--ros-args', '--params-file', EDGE_YAML,
                       *p('bind_endpoint', 'tcp://127.0.0.1:*'), *p('module_cache_dir', ''),
-                      *p('backend', 'emu'), *p('diagnostics_period_s', 0.2), *args]))
+                      *p('backend', 'emu'), *p('diagnostics_period_s', 0.2),
+                      *ps(keys.server_parameters(self.made)), *args]))
 
     def client(self, endpoint: str, sock: str, *args: str) -> ClientNode:
         return self.add(ClientNode(
             context=self.context, namespace=self.namespace,
             cli_args=['--ros-args', '--params-file', ROBOT_YAML, *p('server_endpoint', endpoint),
-                      *p('agent_socket', sock), *p('diagnostics_period_s', 0.2), *args]))
+                      *p('agent_socket', sock), *p('diagnostics_period_s', 0.2),
+                      *ps(keys.client_parameters(self.made)), *args]))
 
     def tuner(self) -> Node:
         return self.add(rclpy.create_node(f'tuner{next(_names)}', context=self.context,
@@ -126,8 +151,8 @@ class Ros:
 
 
 @pytest.fixture
-def ros() -> Iterator[Ros]:
-    r = Ros()
+def ros(made) -> Iterator[Ros]:
+    r = Ros(made)
     try:
         yield r
     finally:
@@ -182,7 +207,8 @@ def test_nodes_start_from_the_yaml_files(ros, tmp_path):
     robot = load_params(ROBOT_YAML)['rrto_client']
     edge = load_params(EDGE_YAML)['rrto_server']
     overridden = {'server_endpoint', 'agent_socket', 'diagnostics_period_s', 'bind_endpoint',
-                  'module_cache_dir', 'backend'}
+                  'module_cache_dir', 'backend', 'curve_secret_key_file',
+                  'curve_server_key_file', 'curve_allowed_clients_dir'}
     for node, yaml_values in ((client, robot), (server, edge)):
         for name, value in yaml_values.items():
             if name not in overridden:
@@ -194,6 +220,15 @@ def test_nodes_start_from_the_yaml_files(ros, tmp_path):
     assert client.core.config.agent_socket == str(tmp_path / 'a.sock')
     assert server.server.config.backend == 'emu'
     assert server.server.config.max_sessions == edge['max_sessions']
+    # Authenticated and encrypted by default: the shipped configs and the declared defaults.
+    assert robot['security'] == edge['security'] == 'curve'
+    assert client.get_parameter('security').value == server.get_parameter('security').value \
+        == 'curve'
+    assert client.core.curve is not None and server.server.lane_port is None
+    assert robot['curve_secret_key_file'] == keys.robot_secret_file()
+    assert robot['curve_server_key_file'] == keys.server_public_file()
+    assert edge['curve_secret_key_file'] == keys.server_secret_file()
+    assert edge['curve_allowed_clients_dir'] == keys.allowed_clients_dir()
     d = client.describe_parameter('record_window')
     assert (d.integer_range[0].from_value, d.integer_range[0].to_value) == (1, 1000)
     assert d.description and not d.read_only
@@ -331,12 +366,13 @@ def _node_cmd(module: str, namespace: str, *args: str) -> List[str]:
 
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
-def test_shutdown_leaves_no_session_on_the_server(ros, tmp_path, sig):
+def test_shutdown_leaves_no_session_on_the_server(ros, tmp_path, sig, robot_keys):
     server = ros.server(*p('session_timeout_s', 60.0))   # not the reaper: the client says bye
     sock = str(tmp_path / 'a.sock')
     proc = subprocess.Popen(
         _node_cmd('client_node', ros.namespace, '--params-file', ROBOT_YAML,
-                  *p('server_endpoint', server.server.endpoint), *p('agent_socket', sock)),
+                  *p('server_endpoint', server.server.endpoint), *p('agent_socket', sock),
+                  *robot_keys),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with reaped(proc):
         wait_for(lambda: os.path.exists(sock) or proc.poll() is not None, 30, 'the client')
@@ -353,12 +389,12 @@ def test_shutdown_leaves_no_session_on_the_server(ros, tmp_path, sig):
         app.close()
 
 
-def test_server_node_process_stops_on_sigterm(tmp_path):
+def test_server_node_process_stops_on_sigterm(tmp_path, edge_keys):
     port = free_tcp_port()
     proc = subprocess.Popen(
         _node_cmd('server_node', f'/s{os.getpid()}', '--params-file', EDGE_YAML,
                   *p('bind_endpoint', f'tcp://127.0.0.1:{port}'), *p('module_cache_dir', ''),
-                  *p('backend', 'emu')),
+                  *p('backend', 'emu'), *edge_keys),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with reaped(proc):
         wait_for(lambda: _listening(port) or proc.poll() is not None, 30, 'the server')
@@ -366,7 +402,7 @@ def test_server_node_process_stops_on_sigterm(tmp_path):
         second = subprocess.run(
             _node_cmd('server_node', f'/s{os.getpid()}b', '--params-file', EDGE_YAML,
                       *p('bind_endpoint', f'tcp://127.0.0.1:{port}'), *p('backend', 'emu'),
-                      *p('session_timout_s', 3.0)),
+                      *p('session_timout_s', 3.0), *edge_keys),
             capture_output=True, text=True, timeout=60)
         assert second.returncode == 1
         assert f'cannot listen on tcp://127.0.0.1:{port}: the port is in use' in second.stderr
@@ -388,7 +424,9 @@ def _listening(port: int) -> bool:
 @pytest.mark.parametrize('args, message', [
     (p('mode', 'warp'), 'mode must be one of'),
     (p('record_window', 0), 'record_window'),
-    (p('curve_secret_key_file', '/nonexistent/key'), 'CURVE needs both'),
+    (p('curve_secret_key_file', '/nonexistent/key'),
+     '/nonexistent/key does not exist: make it with `rrto-keys init-robot NAME`'),
+    (p('security', 'closed'), "security must be 'curve'"),
 ])
 def test_client_node_refuses_to_start_with_bad_parameters(tmp_path, args, message):
     r = subprocess.run(
@@ -400,14 +438,14 @@ def test_client_node_refuses_to_start_with_bad_parameters(tmp_path, args, messag
     assert 'Traceback' not in r.stderr
 
 
-def test_server_node_backend_choice_is_logged_or_refused():
+def test_server_node_backend_choice_is_logged_or_refused(edge_keys):
     """auto logs the backend it took and why; cuda without a usable GPU stops the node
     with the reason (it would otherwise refuse every session)."""
     from rrto_ros.server.backend import probe_gpu
     gpu = probe_gpu()
     cmd = _node_cmd('server_node', f'/b{os.getpid()}', '--params-file', EDGE_YAML,
                     *p('bind_endpoint', f'tcp://127.0.0.1:{free_tcp_port()}'),
-                    *p('module_cache_dir', ''), *p('backend', 'cuda'))
+                    *p('module_cache_dir', ''), *p('backend', 'cuda'), *edge_keys)
     if gpu.ok:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
@@ -421,3 +459,51 @@ def test_server_node_backend_choice_is_logged_or_refused():
     assert r.returncode == 1, r.stdout + r.stderr
     assert 'cannot start: backend cuda cannot run here' in r.stderr, r.stderr
     assert gpu.reason.split(' (')[0] in r.stderr and 'Traceback' not in r.stderr
+
+
+# ----------------------------------------------------------------- security
+def test_open_security_is_a_warning_at_every_start(tmp_path):
+    port, sock = free_tcp_port(), str(tmp_path / 'a.sock')
+    server = subprocess.Popen(
+        _node_cmd('server_node', f'/o{os.getpid()}', '--params-file', EDGE_YAML,
+                  *p('bind_endpoint', f'tcp://127.0.0.1:{port}'), *p('module_cache_dir', ''),
+                  *p('backend', 'emu'), *p('security', 'open')),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = subprocess.Popen(
+        _node_cmd('client_node', f'/o{os.getpid()}', '--params-file', ROBOT_YAML,
+                  *p('server_endpoint', f'tcp://127.0.0.1:{port}'), *p('agent_socket', sock),
+                  *p('security', 'open')),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with reaped(server), reaped(client):
+        wait_for(lambda: (_listening(port) or server.poll() is not None) and
+                 (os.path.exists(sock) or client.poll() is not None), 30, 'both nodes')
+        FakeApp(sock).close()       # open works end to end (and offers the replay lane)
+        for proc in (server, client):
+            proc.send_signal(signal.SIGTERM)
+        outs = [proc.communicate(timeout=20)[0] for proc in (server, client)]
+    for out, risk in zip(outs, ('run code on this GPU', 'read or change what the apps send')):
+        warnings = [ln for ln in out.splitlines() if ln.startswith('[WARN]') and
+                    'security open: the link tcp://' in ln]
+        assert len(warnings) == 1 and risk in warnings[0], out
+        assert 'Set security curve' in warnings[0]
+    assert 'security open, replay lane on port' in outs[0], outs[0]
+
+
+def test_client_node_with_an_unknown_key_tells_the_app(ros, tmp_path):
+    public, secret = keys.init_robot('stranger', str(tmp_path / 'stranger'))
+    server = ros.server()
+    sock = str(tmp_path / 'a.sock')
+    ros.client(server.server.endpoint, sock, *p('curve_secret_key_file', secret))
+    app = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    app.settimeout(10)
+    app.connect(sock)
+    try:
+        app.sendall(wire.encode_request(Op.HELLO, [os.getpid(), wire.PROTO_VERSION],
+                                        b'/opt/stranger_app'))
+        err, _, data, _, _ = wire.read_reply(app)
+    finally:
+        app.close()
+    assert err != 0 and server.server.session_count() == 0
+    text = data.decode()
+    assert "refused this robot's key (not in its allow-list)" in text, text
+    assert '`rrto-keys allow stranger.key`' in text, text

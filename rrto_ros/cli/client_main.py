@@ -14,6 +14,8 @@ from rrto_ros.cli import add_log_level, setup_logging
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.config import MODES
 from rrto_ros.client.core import ClientCore
+from rrto_ros.protocol import keys
+from rrto_ros.protocol.curve import DEFAULT_SECURITY, SECURITY_MODES
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,11 +42,15 @@ def parser() -> argparse.ArgumentParser:
                     '(CUDA calls then fail with cudaErrorDevicesUnavailable)')
     ap.add_argument('--heartbeat', type=float, default=d.heartbeat_s,
                     help='seconds between heartbeats to the server while apps are idle')
-    ap.add_argument('--curve-secret-key-file', default=d.curve_secret_key_file,
-                    help="this client's CURVE certificate (zmq.auth secret key file); empty: "
-                    'no encryption')
-    ap.add_argument('--curve-server-key-file', default=d.curve_server_key_file,
-                    help="the server's CURVE public key file (with --curve-secret-key-file)")
+    ap.add_argument('--security', choices=SECURITY_MODES, default=DEFAULT_SECURITY,
+                    help='curve: encrypted and authenticated with the two key files below; '
+                    'open: no authentication, no encryption (logged as a warning)')
+    ap.add_argument('--curve-secret-key-file', default=keys.robot_secret_file(),
+                    help="this robot's CURVE certificate (secret key file; `rrto-keys "
+                    'init-robot NAME` makes it)')
+    ap.add_argument('--curve-server-key-file', default=keys.server_public_file(),
+                    help="the server's CURVE public key file (a copy of the edge's "
+                    'server.key)')
     ap.add_argument('--no-replay-lane', action='store_true',
                     help="replays through this client, not on the server's replay lane")
     ap.add_argument('--lane-endpoint', default=d.lane_endpoint,
@@ -60,7 +66,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         core = ClientCore(ClientConfig(
             a.server, a.agent_socket, a.mode, a.connect_timeout, a.server_timeout,
-            heartbeat_s=a.heartbeat, record_window=a.record_window,
+            heartbeat_s=a.heartbeat, record_window=a.record_window, security=a.security,
             curve_secret_key_file=a.curve_secret_key_file,
             curve_server_key_file=a.curve_server_key_file,
             replay_lane=not a.no_replay_lane, lane_endpoint=a.lane_endpoint)).start()

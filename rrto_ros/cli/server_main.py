@@ -10,6 +10,8 @@ import sys
 from typing import List, Optional
 
 from rrto_ros.cli import add_log_level, setup_logging
+from rrto_ros.protocol import keys
+from rrto_ros.protocol.curve import DEFAULT_SECURITY, SECURITY_MODES
 from rrto_ros.server.backend import BackendUnavailable, choose_backend
 from rrto_ros.server.server import default_cache_dir
 from rrto_ros.server.server import Server
@@ -51,9 +53,15 @@ def parser() -> argparse.ArgumentParser:
                     help='seconds after which a session that did no CUDA work since its '
                     'hello ends (it also gives its place to a new app when the server is '
                     'full)')
-    ap.add_argument('--curve-secret-key-file', default='',
-                    help="the server's CURVE certificate (zmq.auth secret key file); empty: "
-                    'no encryption')
+    ap.add_argument('--security', choices=SECURITY_MODES, default=DEFAULT_SECURITY,
+                    help='curve: encrypted, and only robots in the allow-list get in; open: '
+                    'no authentication, no encryption (logged as a warning)')
+    ap.add_argument('--curve-secret-key-file', default=keys.server_secret_file(),
+                    help="the server's CURVE certificate (secret key file; `rrto-keys "
+                    'init-server` makes it)')
+    ap.add_argument('--curve-allowed-clients-dir', default=keys.allowed_clients_dir(),
+                    help='directory of the public keys (NAME.key) of the robots let in '
+                    '(`rrto-keys allow NAME.key` adds one; read again when it changes)')
     ap.add_argument('--lane-port', type=int, default=_DEFAULTS.lane_port,
                     help='TCP port of the replay lane (0: any free one, -1: no lane)')
     add_log_level(ap)
@@ -72,7 +80,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             max_sessions=a.max_sessions, max_message_bytes=a.max_message_bytes,
             max_module_bytes=a.max_module_bytes, session_timeout_s=a.session_timeout,
             unused_session_timeout_s=a.unused_session_timeout,
-            curve_secret_key_file=a.curve_secret_key_file, lane_port=a.lane_port))
+            security=a.security, curve_secret_key_file=a.curve_secret_key_file,
+            curve_allowed_clients_dir=a.curve_allowed_clients_dir, lane_port=a.lane_port))
     except (BackendUnavailable, ServerStartError, ValueError, OSError) as e:
         logging.error('cannot start: %s', e)
         return 2

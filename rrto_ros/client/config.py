@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rrto_ros.client import agent_socket
+from rrto_ros.protocol.curve import check_security
 
 MODES = ('rpc', 'pipelined', 'replay')
 
@@ -19,8 +20,11 @@ class ClientConfig:
     server_timeout_s: float = 5.0
     heartbeat_s: float = 1.0
     record_window: int = 3
+    # 'curve' (the nodes' and rrto-client's default): the two key files below; 'open': no
+    # authentication, no encryption, logged as a warning at start.
+    security: str = 'open'
     curve_secret_key_file: str = ''   # this client's ZeroMQ certificate (secret)
-    curve_server_key_file: str = ''   # the server's public key; both empty: no CURVE
+    curve_server_key_file: str = ''   # the server's public key
     replay_lane: bool = True          # apps send replays straight to the server's lane
     lane_endpoint: str = ''           # tcp://HOST:PORT of the lane; '': server's host
 
@@ -29,6 +33,7 @@ class ClientConfig:
 
     def validate(self) -> None:
         check_mode(self.mode)
+        check_security(self.security)
         check_record_window(self.record_window)
         if self.lane_endpoint and not self.lane_endpoint.startswith('tcp://'):
             raise ValueError(f'lane_endpoint {self.lane_endpoint!r} is not tcp://HOST:PORT '

@@ -20,6 +20,8 @@ from rrto_ros.client.config import check_record_window
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.session import ClientSession
 from rrto_ros.protocol.curve import client_keys
+from rrto_ros.protocol.curve import open_warning
+from rrto_ros.protocol.keys import exposed
 
 log = logging.getLogger(__name__)
 FINISHED_KEPT = 100
@@ -29,7 +31,8 @@ class ClientCore:
     def __init__(self, config: ClientConfig, context: Optional[zmq.Context] = None) -> None:
         config.validate()
         self.config = config
-        self.curve = client_keys(config.curve_secret_key_file, config.curve_server_key_file)
+        self.curve = client_keys(config.curve_secret_key_file, config.curve_server_key_file) \
+            if config.security == 'curve' else None
         self.ctx = context or zmq.Context.instance()
         self.sessions: Dict[int, ClientSession] = {}
         # The last sessions' summaries (the diagnostics show them); older ones are dropped
@@ -54,8 +57,12 @@ class ClientCore:
         self._thread = threading.Thread(target=self._accept_loop, name='rrto-agent',
                                         daemon=True)
         self._thread.start()
-        log.info('rrto client listening on %s, forwarding to %s in mode %s', path,
-                 self.config.server_endpoint, self.config.mode)
+        log.info('rrto client listening on %s, forwarding to %s in mode %s (security %s)',
+                 path, self.config.server_endpoint, self.config.mode, self.config.security)
+        why = exposed(self.config.curve_secret_key_file) if self.curve else \
+            open_warning('client', self.config.server_endpoint)
+        if why:
+            log.warning(why)
         return self
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -18,6 +18,7 @@ import zmq
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.lane import lane_descriptor
 from rrto_ros.client.replayer import ClientReplay
+from rrto_ros.client.uplink import HandshakeFailed
 from rrto_ros.client.uplink import LinkStats
 from rrto_ros.client.uplink import ServerLost
 from rrto_ros.client.uplink import Uplink
@@ -236,15 +237,19 @@ class ClientSession:
             return self._reply(ops.CUDA_ERROR_NO_DEVICE, message=(
                 f'interposer protocol {version} does not match the client node protocol '
                 f'{wire.PROTO_VERSION}: use librrto_cuda.so from the same rrto_ros install'))
+        msg = ''
         try:
             reply = self.uplink.call(Op.HELLO, [pid], timeout_s=self.config.connect_timeout_s,
                                      pid=pid, app=self.stats.app)
+        except HandshakeFailed as e:   # refused: a key or the security setting
+            msg = f'{e}. CUDA calls fail with cudaErrorNoDevice.'
         except ServerLost as e:
             msg = (f'cannot reach the rrto server at {self.config.server_endpoint} ({e}). '
                    'Start it on the edge GPU with '
                    '`ros2 launch rrto_ros edge.launch.py` or `rrto-server --bind '
                    'tcp://*:5555`, and check the server_endpoint setting of the client. '
                    'CUDA calls fail with cudaErrorNoDevice.')
+        if msg:
             log.error('session %s: %s', self.label, msg)
             self.lost = msg
             self.stats.state = 'lost'

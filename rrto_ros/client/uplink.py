@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import zmq
 
+from rrto_ros.client.handshake import HandshakeWatch
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.messages import decode_reply
 from rrto_ros.protocol.messages import encode_request
@@ -27,6 +28,14 @@ from rrto_ros.protocol.messages import total_size
 
 class ServerLost(Exception):
     """The server did not answer within the timeout, or answered garbage."""
+
+
+class HandshakeFailed(ServerLost):
+    """The server refused this client (a key, the security setting): the message says which
+    and what to change."""
+
+
+HANDSHAKE_POLL_S = 0.05   # until the first handshake, how often a wait looks for a refusal
 
 
 @dataclass
@@ -46,7 +55,7 @@ class LinkStats:
 
 class Uplink:
     def __init__(self, ctx: zmq.Context, endpoint: str, server_timeout_s: float = 5.0,
-                 heartbeat_s: float = 1.0, curve: Optional[Dict[str, bytes]] = None) -> None:
+                 heartbeat_s: float = 1.0, curve: Optional[Dict[str, Any]] = None) -> None:
         self.endpoint = endpoint
         self.server_timeout_s = server_timeout_s
         self.heartbeat_s = heartbeat_s
@@ -60,6 +69,7 @@ class Uplink:
             self.sock.curve_secretkey = curve['secret']
             self.sock.curve_publickey = curve['public']
             self.sock.curve_serverkey = curve['server']
+        self.handshake = HandshakeWatch(self.sock, endpoint, curve)
         self.sock.connect(endpoint)
         self.sid = b''
         self.seq = 0
@@ -74,6 +84,7 @@ class Uplink:
         self._pings: set = set()
 
     def close(self) -> None:
+        self.handshake.close()
         self.sock.close(0)
 
     def send(self, op: Any, args: Sequence[int], frames: Sequence[Any] = (), quiet: bool = False,
@@ -97,7 +108,8 @@ class Uplink:
         except zmq.Again:
             if op == PING:
                 return self.seq   # nothing to probe yet; wait() keeps counting the silence
-            if not self.sock.poll(int(self.server_timeout_s * 1000), zmq.POLLOUT):
+            if not self._writable(self.server_timeout_s):
+                self._raise_if_refused(silent=True)
                 raise ServerLost(f'cannot send to the rrto server at {self.endpoint}: no '
                                  f'connection for {self.server_timeout_s:.1f} s (wrong '
                                  'address, server down, or CURVE keys that do not match)'
@@ -135,6 +147,8 @@ class Uplink:
         probe_at = start + self.heartbeat_s
         while True:
             wake = min(probe_at, heard + limit)
+            if not self.handshake.done:
+                wake = min(wake, time.monotonic() + HANDSHAKE_POLL_S)
             if self.sock.poll(max(1, int((wake - time.monotonic()) * 1000))):
                 reply = self._recv()
                 heard = time.monotonic()
@@ -143,12 +157,31 @@ class Uplink:
                 self._absorb(reply)
                 continue
             now = time.monotonic()
+            self._raise_if_refused(silent=now - heard > limit)
             if now - heard > limit:
                 raise ServerLost(f'no answer from the rrto server at {self.endpoint} for '
                                  f'{limit:.1f} s')
             if now >= probe_at:
                 self.send(PING, [])
                 probe_at = now + self.heartbeat_s
+
+    def _writable(self, limit: float) -> bool:
+        """Wait until a message can be queued, giving up early if the server refused us."""
+        deadline = time.monotonic() + limit
+        while True:
+            left = deadline - time.monotonic()
+            if self.sock.poll(max(1, int(min(left, HANDSHAKE_POLL_S) * 1000)), zmq.POLLOUT):
+                return True
+            self._raise_if_refused(silent=False)
+            if left <= 0:
+                return False
+
+    def _raise_if_refused(self, silent: bool) -> None:
+        """HandshakeFailed if the server refused this client; ``silent``: the wait has timed
+        out, so a handshake the server keeps cutting short counts as a refusal too."""
+        why = self.handshake.explain_silence() if silent else self.handshake.check()
+        if why:
+            raise HandshakeFailed(why)
 
     def drain(self) -> None:
         """Take in replies that arrived without being waited for (non-blocking)."""
@@ -164,6 +197,7 @@ class Uplink:
 
     def _recv(self) -> Reply:
         parts = self.sock.recv_multipart(copy=False)
+        self.handshake.done = True
         self.stats.bytes_down += total_size(parts)
         self.last_heard = time.monotonic()
         try:

@@ -55,7 +55,7 @@ class ClientNode(Node):
                 f'ready: apps started with LD_PRELOAD=librrto_cuda.so and '
                 f'RRTO_AGENT_SOCKET={config.agent_socket} run their CUDA work on '
                 f'{config.server_endpoint} (mode {config.mode}, record_window '
-                f'{self.get_parameter("record_window").value})')
+                f'{self.get_parameter("record_window").value}, security {config.security})')
 
     def _config_from_parameters(self) -> ClientConfig:
         p: Dict[str, Any] = {s.name: self.get_parameter(s.name).value for s in CLIENT_PARAMS}
@@ -63,7 +63,8 @@ class ClientNode(Node):
         config = ClientConfig(**{k: v for k, v in p.items() if k in fields})
         config.validate()
         try:   # key files are read here so that a wrong path stops the node at start-up
-            client_keys(config.curve_secret_key_file, config.curve_server_key_file)
+            if config.security == 'curve':
+                client_keys(config.curve_secret_key_file, config.curve_server_key_file)
         except CurveError as e:
             raise NodeStartError(str(e)) from None
         return config

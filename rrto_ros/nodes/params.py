@@ -4,7 +4,9 @@
 The nodes declare exactly these (with a ParameterDescriptor built from each entry); the
 launch plan and the tests use the same tables to check that config/*.yaml and the launch
 files name only parameters that exist. Defaults come from the cores' config dataclasses,
-so a node started without a params file behaves like the ROS-free CLI.
+so a node started without a params file behaves like the ROS-free CLI; but for security,
+which is ``curve`` with the key files of rrto_ros/protocol/keys.py (the CLIs' defaults
+too), where the cores' own default is ``open`` for in-process use.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import difflib
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from rrto_ros.client.config import ClientConfig, MODES
+from rrto_ros.protocol import keys
+from rrto_ros.protocol.curve import DEFAULT_SECURITY, SECURITY_MODES
 from rrto_ros.server.server import ServerConfig
 from rrto_ros.tracking.follower import FollowerConfig
 from rrto_ros.tracking.kalman import KalmanConfig
@@ -50,6 +54,17 @@ def _modes_text() -> str:
     return 'one of ' + ', '.join(MODES)
 
 
+def _security(side: str) -> ParamSpec:
+    keys_ = ('curve_secret_key_file and curve_allowed_clients_dir' if side == 'server' else
+             'curve_secret_key_file and curve_server_key_file')
+    return ParamSpec('security', DEFAULT_SECURITY,
+                     'curve: the link is encrypted and the server admits only robots whose '
+                     f'public keys are in its allow-list ({keys_}; rrto-keys makes them); '
+                     'open: no authentication and no encryption (logged as a warning at '
+                     'every start; the server then offers the plain-TCP replay lane).'
+                     + _RESTART, read_only=True, constraints=' or '.join(SECURITY_MODES))
+
+
 CLIENT_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('server_endpoint', _CLIENT.server_endpoint,
               'ZeroMQ endpoint of the rrto server node on the edge GPU machine, e.g. '
@@ -84,17 +99,19 @@ CLIENT_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('diagnostics_period_s', 1.0,
               'Seconds between DiagnosticArray messages on /diagnostics.' + _RESTART,
               read_only=True, float_range=(0.05, 60.0)),
-    ParamSpec('curve_secret_key_file', '',
-              "This client's CURVE certificate (zmq.auth secret key file); empty: no "
-              'encryption.' + _RESTART, read_only=True),
-    ParamSpec('curve_server_key_file', '',
-              "The server's CURVE public key file; needed with curve_secret_key_file."
-              + _RESTART, read_only=True),
+    _security('client'),
+    ParamSpec('curve_secret_key_file', keys.robot_secret_file(),
+              "This robot's CURVE certificate (secret key file, `rrto-keys init-robot NAME` "
+              'makes it); security curve.' + _RESTART, read_only=True),
+    ParamSpec('curve_server_key_file', keys.server_public_file(),
+              "The server's CURVE public key file (a copy of the edge's server.key); "
+              'security curve.' + _RESTART, read_only=True),
     ParamSpec('replay_lane', _CLIENT.replay_lane,
               "Let apps send each replayed inference's request on the server's replay lane "
               '(a plain TCP connection from the app straight to the server, ~0.6 ms faster '
               'per inference at the edge) when the server offers one; otherwise replays go '
-              'through this node. The lane is never encrypted: servers with CURVE offer none.'
+              'through this node. The lane is not encrypted: servers with security curve '
+              'offer none.'
               + _RESTART, read_only=True),
     ParamSpec('lane_endpoint', _CLIENT.lane_endpoint,
               "Where apps reach the server's replay lane, tcp://HOST:PORT; empty: the host "
@@ -142,12 +159,17 @@ SERVER_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('diagnostics_period_s', 1.0,
               'Seconds between DiagnosticArray messages on /diagnostics.' + _RESTART,
               read_only=True, float_range=(0.05, 60.0)),
-    ParamSpec('curve_secret_key_file', '',
-              "The server's CURVE certificate (zmq.auth secret key file); empty: no "
-              'encryption.' + _RESTART, read_only=True),
+    _security('server'),
+    ParamSpec('curve_secret_key_file', keys.server_secret_file(),
+              "The server's CURVE certificate (secret key file, `rrto-keys init-server` "
+              'makes it); security curve.' + _RESTART, read_only=True),
+    ParamSpec('curve_allowed_clients_dir', keys.allowed_clients_dir(),
+              'Directory of the public key files (NAME.key) of the robots this server '
+              'admits (`rrto-keys allow NAME.key` adds one; read again when it changes); '
+              'security curve.' + _RESTART, read_only=True),
     ParamSpec('lane_port', _SERVER.lane_port,
               'TCP port of the replay lane, offered to clients next to bind_endpoint: 0 any '
-              'free port, -1 none (replays then go over ZeroMQ). Off when CURVE is on.'
+              'free port, -1 none (replays then go over ZeroMQ). Off with security curve.'
               + _RESTART, read_only=True, int_range=(-1, 65535)),
 )
 

@@ -51,7 +51,8 @@ class ServerNode(Node):
                 raise NodeStartError(str(e)) from None
             log(self, logging.INFO,
                 f'ready: serving rrto clients on {self.server.endpoint} with the '
-                f'{config.backend} backend (max_sessions {config.max_sessions})')
+                f'{config.backend} backend (max_sessions {config.max_sessions}, security '
+                f'{config.security})')
 
     def _config_from_parameters(self) -> ServerConfig:
         p: Dict[str, Any] = {s.name: self.get_parameter(s.name).value for s in SERVER_PARAMS}
@@ -63,11 +64,12 @@ class ServerNode(Node):
         fields = {f.name for f in dataclasses.fields(ServerConfig)}
         config = ServerConfig(**{k: v for k, v in p.items() if k in fields})
         config.module_cache_dir = p['module_cache_dir'] or None
+        config.validate()
         try:   # key files are read here so that a wrong path stops the node at start-up
-            server_keys(config.curve_secret_key_file)
+            if config.security == 'curve':
+                server_keys(config.curve_secret_key_file)
         except CurveError as e:
             raise NodeStartError(str(e)) from None
-        config.validate()
         return config
 
     # ----------------------------------------------------------- run-time parameters

@@ -26,7 +26,10 @@ import zmq
 
 from rrto_ros.protocol import lane_wire
 from rrto_ros.protocol import ops
+from rrto_ros.protocol.curve import check_security
+from rrto_ros.protocol.curve import open_warning
 from rrto_ros.protocol.curve import server_keys
+from rrto_ros.protocol.keys import exposed
 from rrto_ros.protocol.messages import decode_request
 from rrto_ros.protocol.messages import encode_reply
 from rrto_ros.protocol.messages import frame_bytes
@@ -38,6 +41,8 @@ from rrto_ros.protocol.messages import Request
 from rrto_ros.protocol.messages import total_size
 from rrto_ros.protocol.ops import Op
 from rrto_ros.server import lanes
+from rrto_ros.server.auth import AllowList
+from rrto_ros.server.auth import start_authenticator
 from rrto_ros.server.backend import make_backend
 from rrto_ros.server.lanes import ServerLane
 from rrto_ros.server.module_cache import ModuleCache
@@ -83,10 +88,15 @@ class ServerConfig:
     # its place to a new app when the server is full, and ends after this long.
     unused_session_timeout_s: float = 60.0
     replay_graphs: bool = True      # replay runs of launches as CUDA graphs (cuda backend)
+    # 'curve': CURVE with an allow-list of robot keys (the nodes' and rrto-server's default);
+    # 'open': no authentication, no encryption, logged as a warning at start.
+    security: str = 'open'
     curve_secret_key_file: str = ''  # ZeroMQ certificate with the server's secret key
+    curve_allowed_clients_dir: str = ''   # the allowed robots' public keys (*.key)
     lane_port: int = 0              # replay lane TCP port; 0: any free one; -1: no lane
 
     def validate(self) -> None:
+        check_security(self.security)
         if self.backend not in ('cuda', 'emu'):
             raise ValueError(f"backend must be 'cuda' or 'emu', not {self.backend!r}")
         port = self.bind_endpoint.rpartition(':')[2]
@@ -127,7 +137,12 @@ class Server:
     def __init__(self, config: ServerConfig, context: Optional[zmq.Context] = None) -> None:
         config.validate()
         self.config = config
-        self.ctx = context or zmq.Context.instance()
+        keys, allow = self._security_setup(config)
+        # ZAP answers for every CURVE socket of a context: a server with an allow-list has a
+        # context of its own (unless given one), so servers in one process don't mix.
+        self._own_ctx = context is None and allow is not None
+        self.ctx = context or (zmq.Context() if allow is not None else zmq.Context.instance())
+        self._auth = None
         self.cache = ModuleCache(config.module_cache_dir, config.module_cache_mem_bytes)
         self.sessions: Dict[bytes, ServerSession] = {}
         self.stats = ServerStats()
@@ -140,14 +155,19 @@ class Server:
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)
         # Checked by libzmq against each frame's length prefix, before the frame is read.
         self._router.setsockopt(zmq.MAXMSGSIZE, config.max_message_bytes + MAX_HEADER_BYTES)
-        keys = server_keys(config.curve_secret_key_file)
-        if keys is not None:
-            self._router.curve_server = True
-            self._router.curve_publickey, self._router.curve_secretkey = keys
         try:
+            if keys is not None:
+                self._auth = start_authenticator(self.ctx, allow)
+                self._router.curve_server = True
+                self._router.curve_publickey, self._router.curve_secretkey = keys
             self._router.bind(config.bind_endpoint)
         except zmq.ZMQError as e:
             self._router.close()
+            no_auth = keys is not None and self._auth is None
+            self._stop_security()
+            if no_auth:
+                raise ServerStartError(f'cannot start the CURVE authenticator: {e} (one server '
+                                       'per ZeroMQ context)') from None
             raise ServerStartError(bind_error(config.bind_endpoint, e)) from None
         self.endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._pull = self.ctx.socket(zmq.PULL)
@@ -173,12 +193,38 @@ class Server:
         if self._thread:
             self._thread.join(timeout)
 
+    @staticmethod
+    def _security_setup(config: ServerConfig):
+        """(keys, allow-list) for security curve, (None, None) for open; logs the choice."""
+        if config.security == 'open':
+            log.warning(open_warning('server', config.bind_endpoint))
+            return None, None
+        keys = server_keys(config.curve_secret_key_file)
+        warning = exposed(config.curve_secret_key_file)
+        if warning:
+            log.warning(warning)
+        allow = AllowList(config.curve_allowed_clients_dir)
+        if not allow.keys:
+            log.warning('the allow-list %s is empty: no robot can connect yet. On the edge, '
+                        'run `rrto-keys allow NAME.key` with the public key of each robot '
+                        '(made there by `rrto-keys init-robot NAME`)', allow.dir)
+        return keys, allow
+
+    def _stop_security(self) -> None:
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if self._own_ctx:   # in the background: a socket a stuck thread holds blocks term()
+            self._own_ctx = False
+            threading.Thread(target=self.ctx.term, name='rrto-ctx-term', daemon=True).start()
+
     def _open_lane_listener(self, curve: bool) -> Optional[socket.socket]:
         if self.config.lane_port < 0:
             return None
         if curve:
-            log.info('replay lane off: CURVE encrypts the ZeroMQ connection only, so replay '
-                     'requests stay on it')
+            log.info('replay lane off: with security curve, replays travel on the encrypted '
+                     'ZeroMQ connection (the lane is plain TCP; about 1 ms slower per '
+                     'inference on an edge link)')
             return None
         try:
             return lanes.listen(self.config.bind_endpoint, self.config.lane_port)
@@ -195,9 +241,10 @@ class Server:
         listener = self._lane_listener.fileno() if self._lane_listener else -1
         if self._lane_listener is not None:
             poller.register(listener, zmq.POLLIN)
-        log.info('rrto server listening on %s (backend %s, module cache %s, replay lane %s)',
-                 self.endpoint, self.config.backend, self.cache.dir or 'memory only',
-                 f'on port {self.lane_port}' if self.lane_port else 'off')
+        log.info('rrto server listening on %s (backend %s, module cache %s, security %s, '
+                 'replay lane %s)', self.endpoint, self.config.backend,
+                 self.cache.dir or 'memory only', self.config.security,
+                 f'on port {self.lane_port}' if self.lane_port else 'none')
         self.ready.set()
         last_reap = time.monotonic()
         try:
@@ -227,6 +274,7 @@ class Server:
                 self._lane_listener.close()
             self._router.close(0)
             self._pull.close(0)
+            self._stop_security()
 
     # ----------------------------------------------------------- replies from workers
     def _worker_send(self, ident: bytes, reply: Reply) -> None:
