@@ -32,6 +32,7 @@ from rrto_ros.tracking.recorded import write_sequence
 from rrto_ros.tracking.scene import SceneConfig, SyntheticScene
 
 ros_env = test_nodes.ros_env    # the fixtures: a DDS domain of our own, rclpy in a thread
+made = test_nodes.made
 ros = test_nodes.ros
 SMALL = [*p('width', 320), *p('height', 240), *p('fx', 262.5), *p('seed', 5),
          *p('rate_hz', 15.0)]
