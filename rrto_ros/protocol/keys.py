@@ -148,6 +148,17 @@ def _refuse_overwrite(path: str, what: str, force: bool) -> None:
                             'then get the new one)')
 
 
+def _install_pair(public: str, secret: str, public_path: str, secret_path: str
+                  ) -> Tuple[str, str]:
+    """Move a pair made by _create to its names; returns (public, secret) paths."""
+    try:
+        os.replace(secret, secret_path)
+        os.replace(public, public_path)
+    finally:
+        shutil.rmtree(os.path.dirname(public), ignore_errors=True)
+    return public_path, secret_path
+
+
 def init_server(directory: str = DEFAULT_DIR, force: bool = False) -> Tuple[str, str]:
     """The edge's key pair and its (empty) allow-list; returns (public, secret) paths."""
     d = private_dir(directory)
@@ -155,12 +166,7 @@ def init_server(directory: str = DEFAULT_DIR, force: bool = False) -> Tuple[str,
     _refuse_overwrite(secret_path, "the server's key", force)
     private_dir(allowed_clients_dir(d))
     public, secret = _create(d, SERVER, {'role': 'rrto server'})
-    try:
-        os.replace(secret, secret_path)
-        os.replace(public, public_path)
-    finally:
-        shutil.rmtree(os.path.dirname(public), ignore_errors=True)
-    return public_path, secret_path
+    return _install_pair(public, secret, public_path, secret_path)
 
 
 def init_robot(name: str, directory: str = DEFAULT_DIR, force: bool = False
@@ -176,12 +182,7 @@ def init_robot(name: str, directory: str = DEFAULT_DIR, force: bool = False
         raise KeyStoreError(f'{public_path} exists already; choose another robot name or '
                             'give --force')
     public, secret = _create(d, name, {'name': name, 'role': 'rrto robot'})
-    try:
-        os.replace(secret, secret_path)
-        os.replace(public, public_path)
-    finally:
-        shutil.rmtree(os.path.dirname(public), ignore_errors=True)
-    return public_path, secret_path
+    return _install_pair(public, secret, public_path, secret_path)
 
 
 def allow(public_file: str, directory: str = DEFAULT_DIR, name: str = '') -> Tuple[str, bool]:
