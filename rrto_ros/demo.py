@@ -30,8 +30,8 @@ import time
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
 from rrto_ros.client.config import MODES
-from rrto_ros.launch_plan import (CLIENT_NODE, edge_plan, PlanError, Process, robot_plan,
-                                  SERVER_NODE)
+from rrto_ros.launch_plan import (CLIENT_NODE, demo_pipeline_plan, edge_plan, PlanError,
+                                  Process, robot_plan, SERVER_NODE)
 from rrto_ros.nodes.status import RECENT
 from rrto_ros.protocol import keys
 from rrto_ros.stack import free_tcp_port
@@ -312,6 +312,75 @@ class Demo:
     def hurrying(self) -> bool:
         return self._hurry
 
+    # --------------------------------------------------------------- the pipeline
+    def run_pipeline(self) -> int:
+        """The people-following pipeline (``--pipeline``): camera -> pose node (the GPU
+        program, under LD_PRELOAD) -> tracker -> follower, next to both rrto nodes."""
+        a = self.a
+        port = free_tcp_port()
+        made = keys.one_machine(os.path.join(self.tmp.name, 'keys'), 'demo-robot')
+        edge = edge_plan(backend='' if a.backend == 'auto' else a.backend,
+                         overrides={'bind_endpoint': f'tcp://127.0.0.1:{port}',
+                                    **keys.server_parameters(made)},
+                         namespace=self.namespace)
+        source = 'ground_truth' if a.pose_source == 'auto' else a.pose_source
+        robot = demo_pipeline_plan(
+            server_port=port, agent_socket=os.path.join(self.tmp.name, 'agent.sock'),
+            pose_source=source, namespace=self.namespace,
+            client={'mode': a.mode, **keys.client_parameters(made)})
+        self.monitor = mon = Monitor(self.namespace.lstrip('/') + '/')
+        print('demo: starting the edge side (server node) and the people-following robot side '
+              '(client node, synthetic camera, pose node under LD_PRELOAD, tracker, follower) '
+              f'from config/edge.yaml and config/robot.yaml; pose source {source}', flush=True)
+        if source == 'ground_truth':
+            print("demo: the pose node republishes the scene's ground-truth keypoints and runs "
+                  'no network (the emu backend cannot run KAPAO): this shows the ROS wiring, '
+                  'not offloading; --pose-source model runs the network on a cuda server',
+                  flush=True)
+        nodes = [self._start('edge', edge.processes[0])]
+        nodes += [self._start(p.name.replace('rrto_', '')[:6], p) for p in robot.processes]
+        for name in (f'{SERVER_NODE}: server', 'rrto_follower: follower'):
+            self._wait_for(f'report "{name}" on /diagnostics',
+                           lambda name=name: mon.get(name) is not None, START_TIMEOUT_S, nodes)
+        deadline = time.monotonic() + a.seconds
+        state = ''
+        try:
+            while time.monotonic() < deadline:
+                _check_running(nodes, 'process', 'during the run')
+                f = mon.get('rrto_follower: follower') or {}
+                if f.get('state', '') != state:
+                    state = f.get('state', '')
+                    print(f'demo: follower {state} (linear {f.get("linear_x", "?")} m/s, '
+                          f'distance {f.get("distance_m", "?")} m)', flush=True)
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._hurry_on_signals()
+            print('demo: interrupted; stopping the pipeline', flush=True)
+        pose = mon.get('rrto_pose: poses') or {}
+        track = mon.get('rrto_tracker: tracker') or {}
+        follow = mon.get('rrto_follower: follower') or {}
+        codes = [c.stop(hurry=self.hurrying) for c in reversed(nodes)]
+        print('demo summary (people following)' +
+              (' (interrupted: the run so far)' if self.interrupted else '') + ':')
+        print(f'  pose node                {pose.get("frames", "?")} frames, source '
+              f'{pose.get("source", source)}, random weights {pose.get("random_init", "?")}')
+        print(f'  tracker                  {track.get("state", "?")}, '
+              f'{track.get("published", "?")}'
+              f' targets, last at x {track.get("x", "?")} y {track.get("y", "?")} '
+              f'z {track.get("z", "?")} m (camera frame)')
+        print(f'  follower                 {follow.get("state", "?")}, '
+              f'{follow.get("commands", "?")} cmd_vel, last linear {follow.get("linear_x", "?")}'
+              f' m/s at {follow.get("distance_m", "?")} m')
+        clean = all(c == 0 for c in codes)
+        print(f'  clean shutdown           {"yes" if clean else "NO"} (exit codes '
+              f'{", ".join(map(str, codes))})')
+        moved = float(track.get('published') or 0) > 0 and \
+            float(follow.get('commands') or 0) > 0
+        if self.interrupted:
+            return 130
+        return 0 if moved and clean else 1
+
     def _on_app_line(self, line: str) -> None:
         if line.startswith('infer '):
             self.app_lines.append((time.monotonic(), line))
@@ -478,8 +547,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument('--program', default=str(ROOT / 'build' / 'examples' / 'cnn_infer'))
     ap.add_argument('--timeout', type=float, default=120.0,
                     help='seconds the workload may run before the demo stops it')
+    ap.add_argument('--pipeline', action='store_true',
+                    help='run the people-following pipeline (camera, pose, tracker, follower) '
+                    'instead of the CNN example')
+    ap.add_argument('--seconds', type=float, default=15.0,
+                    help='--pipeline: how long it runs')
+    ap.add_argument('--pose-source', choices=('auto', 'ground_truth', 'model'), default='auto',
+                    help="--pipeline: the pose node's source (auto: ground_truth, which emu "
+                    'can serve)')
     a = ap.parse_args(argv)
-    if not pathlib.Path(a.program).is_file():
+    if not a.pipeline and not pathlib.Path(a.program).is_file():
         print(f'demo: {a.program} is missing; build it with `make examples`', file=sys.stderr)
         return 2
     try:
@@ -495,7 +572,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     demo = Demo(a)
     try:
-        return demo.run()
+        return demo.run_pipeline() if a.pipeline else demo.run()
     except (DemoError, PlanError) as e:
         print(f'demo: {e}', file=sys.stderr, flush=True)
         return 1

@@ -133,3 +133,17 @@ def test_demo_repeated_ctrl_c_still_stops_every_process(interposer, examples_dir
     assert 'demo: stopping every process now' in out
     assert 'Traceback' not in out, out
     _nothing_left(namespace, sock)
+
+
+def test_demo_runs_the_people_following_pipeline(interposer, backend):
+    """--pipeline: camera, pose node (ground truth: the one emu can serve), tracker and
+    follower beside both rrto nodes; the tracker publishes targets, the follower drives."""
+    r = subprocess.run(_demo('--pipeline', '--seconds', '10', '--backend', backend), cwd=ROOT,
+                       env=_env(), capture_output=True, text=True, timeout=180)
+    out = r.stdout
+    assert r.returncode == 0, out + r.stderr
+    assert 'runs no network (the emu backend cannot run KAPAO)' in out
+    assert re.search(r'tracker\s+\w+, [1-9]\d* targets', out), out
+    assert re.search(r'follower\s+\w+, [1-9]\d* cmd_vel', out), out
+    assert 'demo: follower following' in out, out
+    assert re.search(r'clean shutdown\s+yes', out), out
