@@ -30,8 +30,8 @@ import time
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
 from rrto_ros.client.config import MODES
-from rrto_ros.launch_plan import (CLIENT_NODE, demo_pipeline_plan, edge_plan, PlanError,
-                                  Process, robot_plan, SERVER_NODE)
+from rrto_ros.launch_plan import (CLIENT_NODE, demo_pipeline_plan, edge_plan, Plan,
+                                  PlanError, Process, robot_plan, SERVER_NODE)
 from rrto_ros.nodes.status import RECENT
 from rrto_ros.protocol import keys
 from rrto_ros.stack import free_tcp_port
@@ -248,15 +248,20 @@ class Demo:
             time.sleep(0.1)
 
     # --------------------------------------------------------------- steps
-    def run(self) -> int:
-        a = self.a
+    def _edge(self) -> Tuple[int, Dict[str, str], Plan]:
+        """A free port, keys made for this run, and the edge plan listening there."""
         port = free_tcp_port()
-        sock = os.path.join(self.tmp.name, 'agent.sock')
         made = keys.one_machine(os.path.join(self.tmp.name, 'keys'), 'demo-robot')
-        edge = edge_plan(backend='' if a.backend == 'auto' else a.backend,
+        edge = edge_plan(backend='' if self.a.backend == 'auto' else self.a.backend,
                          overrides={'bind_endpoint': f'tcp://127.0.0.1:{port}',
                                     **keys.server_parameters(made)},
                          namespace=self.namespace)
+        return port, made, edge
+
+    def run(self) -> int:
+        a = self.a
+        port, made, edge = self._edge()
+        sock = os.path.join(self.tmp.name, 'agent.sock')
         robot = robot_plan(server_host='127.0.0.1', server_port=port,
                            overrides={'agent_socket': sock, 'mode': a.mode,
                                       'diagnostics_period_s': 0.1,   # follow phases
@@ -317,12 +322,7 @@ class Demo:
         """The people-following pipeline (``--pipeline``): camera -> pose node (the GPU
         program, under LD_PRELOAD) -> tracker -> follower, next to both rrto nodes."""
         a = self.a
-        port = free_tcp_port()
-        made = keys.one_machine(os.path.join(self.tmp.name, 'keys'), 'demo-robot')
-        edge = edge_plan(backend='' if a.backend == 'auto' else a.backend,
-                         overrides={'bind_endpoint': f'tcp://127.0.0.1:{port}',
-                                    **keys.server_parameters(made)},
-                         namespace=self.namespace)
+        port, made, edge = self._edge()
         source = 'ground_truth' if a.pose_source == 'auto' else a.pose_source
         robot = demo_pipeline_plan(
             server_port=port, agent_socket=os.path.join(self.tmp.name, 'agent.sock'),
