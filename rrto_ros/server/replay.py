@@ -61,10 +61,11 @@ class Template:
 
 
 class ServerReplay:
-    def __init__(self, execute: Execute, backend: Callable[[], Optional[Backend]] = lambda: None
-                 ) -> None:
+    def __init__(self, execute: Execute, backend: Callable[[], Optional[Backend]] = lambda: None,
+                 guard: Callable[[Request], None] = lambda req: None) -> None:
         self._execute = execute
         self._backend = backend
+        self._guard = guard     # raises for a copy to or from memory the session may not name
         self.templates: Dict[int, Template] = {}
         self._graphs: Dict[Tuple[int, int, int], Graph] = {}   # (seq, from, to) -> graph
         self._plans: Dict[Tuple[int, int, int], Tuple[int, List[Tuple[int, int]]]] = {}
@@ -206,6 +207,8 @@ class ServerReplay:
         inputs: List[memoryview] = []
         output = None
         try:
+            for r in requests:   # the copies below bypass the session's own checks
+                self._guard(r)
             staged = [backend.staging(r.extra['var_len']) if r.op == Op.MEMCPY_HTOD else
                       backend.staging(r.args[1]) if r.op == Op.MEMCPY_DTOH else None
                       for r in requests]

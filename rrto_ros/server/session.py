@@ -17,6 +17,7 @@ from rrto_ros.protocol.messages import frame_bytes
 from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.messages import Request
 from rrto_ros.protocol.ops import Op
+from rrto_ros.server.address_book import AddressBook
 from rrto_ros.server.backend import Backend
 from rrto_ros.server.backend import CudaError
 from rrto_ros.server.module_cache import ModuleCache
@@ -47,6 +48,7 @@ class ServerSession:
         self._factory = backend_factory
         self.backend: Optional[Backend] = None
         self.modules: Dict[int, object] = {}
+        self.memory = AddressBook()     # what this session's requests may name
         self.last_seen = self.opened_at = time.monotonic()
         self.used = False      # a request other than hello and heartbeats arrived (server.py)
         self.executed = 0
@@ -60,8 +62,7 @@ class ServerSession:
         self._handlers: Dict[int, Callable[[Request], tuple]] = {
             Op.HELLO: self._hello, Op.BYE: self._bye,
             Op.DEVICE_ATTRS: self._device_attrs, Op.MEM_GET_INFO: self._mem_get_info,
-            Op.MALLOC: lambda r: ([self.backend.malloc(r.args[0])], []),
-            Op.FREE: lambda r: self._none(self.backend.free(r.args[0])),
+            Op.MALLOC: self._malloc, Op.FREE: self._free,
             Op.MEMCPY_HTOD: self._htod, Op.MEMCPY_DTOH: self._dtoh,
             Op.MEMCPY_DTOD: lambda r: self._none(self.backend.memcpy_dtod(*r.args[:4],
                                                                           bool(r.args[4]))),
@@ -86,7 +87,8 @@ class ServerSession:
             Op.REPLAY_LOAD: self._replay_load, Op.REPLAY_RUN: self._replay_run,
         }
         self.replay = ServerReplay(self._run_template_entry,
-                                   (lambda: self.backend) if replay_graphs else (lambda: None))
+                                   (lambda: self.backend) if replay_graphs else (lambda: None),
+                                   self._guard)
         self._thread.start()
 
     def summary(self) -> dict:
@@ -151,6 +153,7 @@ class ServerSession:
                 raise CudaError(ops.CUDA_ERROR_NOT_SUPPORTED, f'unknown op {req.op!r}')
             if self.backend is None and req.op != Op.HELLO:
                 raise CudaError(ops.CUDA_ERROR_DEVICES_UNAVAILABLE, 'session has no device')
+            self._guard(req)
             out = handler(req)
             self.executed += req.op != Op.BYE   # as the client node counts its requests
             if req.quiet:
@@ -211,6 +214,35 @@ class ServerSession:
     def _mem_get_info(self, req: Request) -> Tuple[list, list]:
         return list(self.backend.mem_get_info()), []
 
+    # ----------------------------------------------------------- device memory
+    def _guard(self, req: Request) -> None:
+        """The addresses ``req`` names must be this session's memory (a replay template's
+        requests included: a client may send any template; they are checked when they run
+        or are captured, since a template may allocate what it then uses)."""
+        op, a, book = req.op, req.args, self.memory
+        if op == Op.MEMCPY_HTOD:
+            count = req.extra['var_len'] if 'var_len' in req.extra else \
+                (frame_bytes(req.frames[0]).nbytes if req.frames else 0)
+            book.check(a[0], count, 'cudaMemcpy to the device')
+        elif op == Op.MEMCPY_DTOH:
+            book.check(a[0], a[1], 'cudaMemcpy from the device')
+        elif op == Op.MEMCPY_DTOD:
+            book.check(a[0], a[2], 'cudaMemcpy (destination)')
+            book.check(a[1], a[2], 'cudaMemcpy (source)')
+        elif op == Op.MEMSET:
+            book.check(a[0], a[2], 'cudaMemset')
+
+    def _malloc(self, req: Request) -> Tuple[list, list]:
+        ptr = self.backend.malloc(req.args[0])
+        self.memory.add(ptr, req.args[0])
+        return [ptr], []
+
+    def _free(self, req: Request) -> Tuple[list, list]:
+        if req.args[0]:            # cudaFree(NULL) does nothing
+            self.memory.remove(req.args[0])
+        self.backend.free(req.args[0])
+        return [], []
+
     def _htod(self, req: Request) -> Tuple[list, list]:
         data = frame_bytes(req.frames[0]) if req.frames else memoryview(b'')
         self.backend.memcpy_htod(req.args[0], data, req.args[1], bool(req.args[2]))
@@ -227,6 +259,7 @@ class ServerSession:
     def _reset(self, req: Request) -> Tuple[list, list]:
         self.backend.reset()
         self.modules.clear()
+        self.memory.clear()
         return [], []
 
     def _module_load(self, req: Request) -> tuple:
@@ -284,7 +317,9 @@ class ServerSession:
 
     def _var_get(self, req: Request) -> Tuple[list, list]:
         name = bytes(frame_bytes(req.frames[0])).decode()
-        return [self.backend.var_get(self._module(req.args[0]), name, req.args[1])], []
+        addr = self.backend.var_get(self._module(req.args[0]), name, req.args[1])
+        self.memory.add(addr, req.args[1], freeable=False)
+        return [addr], []
 
     def _replay_load(self, req: Request) -> Tuple[list, list]:
         seq_id, start = req.args[:2]
@@ -299,6 +334,7 @@ class ServerSession:
         handler = self._handlers.get(req.op)
         if handler is None or req.op in (Op.REPLAY_LOAD, Op.REPLAY_RUN):
             raise CudaError(ops.CUDA_ERROR_NOT_SUPPORTED, f'{_op_name(req.op)} cannot be replayed')
+        self._guard(req)   # a template holds the client's addresses too
         return handler(req)
 
     def _launch(self, req: Request) -> Tuple[list, list]:
