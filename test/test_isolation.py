@@ -123,3 +123,17 @@ def test_graph_capture_checks_its_copies():
     # No graph holds the refused copy: the entries run one at a time, through the session's
     # own checked path (test_a_replay_template_cannot_name_foreign_memory).
     assert not any(entry[0] == 'graph' for entry in fake.log), fake.log
+
+
+def test_a_session_memory_quota_refuses_the_allocation_beyond_it():
+    s = _Session(b'q')
+    s.s.memory_quota = 1000
+    try:
+        err, (p1,), _ = s.call(Op.MALLOC, [600])
+        assert err == 0
+        err, _, message = s.call(Op.MALLOC, [600])
+        assert err == ops.CUDA_ERROR_MEMORY_ALLOCATION and 'session_memory_bytes' in message
+        assert s.call(Op.FREE, [p1])[0] == 0          # freed memory counts no more
+        assert s.call(Op.MALLOC, [600])[0] == 0
+    finally:
+        s.s.close()

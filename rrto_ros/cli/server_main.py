@@ -44,6 +44,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument('--max-message-bytes', type=int, default=_DEFAULTS.max_message_bytes,
                     help='largest payload of one request; a larger frame is dropped before '
                     'it is read')
+    ap.add_argument('--session-memory-bytes', type=int,
+                    default=_DEFAULTS.session_memory_bytes,
+                    help='device memory one session may allocate (0: no cap)')
     ap.add_argument('--max-module-bytes', type=int, default=_DEFAULTS.max_module_bytes,
                     help='largest module (fatbin) a session may load')
     ap.add_argument('--session-timeout', type=float, default=_DEFAULTS.session_timeout_s,
@@ -78,7 +81,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             bind_endpoint=a.bind, backend=backend, device=a.device,
             module_cache_dir=a.cache_dir or None, module_cache_mem_bytes=a.cache_mem_bytes,
             max_sessions=a.max_sessions, max_message_bytes=a.max_message_bytes,
-            max_module_bytes=a.max_module_bytes, session_timeout_s=a.session_timeout,
+            max_module_bytes=a.max_module_bytes, session_memory_bytes=a.session_memory_bytes,
+            session_timeout_s=a.session_timeout,
             unused_session_timeout_s=a.unused_session_timeout,
             security=a.security, curve_secret_key_file=a.curve_secret_key_file,
             curve_allowed_clients_dir=a.curve_allowed_clients_dir, lane_port=a.lane_port))

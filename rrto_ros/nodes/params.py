@@ -153,6 +153,10 @@ SERVER_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('max_module_bytes', _SERVER.max_module_bytes,
               'Largest module (fatbin) a session may load.' + _RESTART, read_only=True,
               int_range=(1, 1 << 40)),
+    ParamSpec('session_memory_bytes', _SERVER.session_memory_bytes,
+              'Device memory one session may allocate (cudaMalloc beyond it fails with '
+              'cudaErrorMemoryAllocation); 0: no cap.' + _RESTART, read_only=True,
+              int_range=(0, 1 << 50)),
     ParamSpec('module_cache_mem_bytes', _SERVER.module_cache_mem_bytes,
               'Bytes of modules kept in memory (least recently used leave first; the disk '
               'cache keeps them all).' + _RESTART, read_only=True, int_range=(0, 1 << 40)),

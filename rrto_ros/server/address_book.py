@@ -11,7 +11,7 @@ another matter: only separate contexts in separate processes stop that.)
 from __future__ import annotations
 
 import bisect
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 from rrto_ros.protocol import ops
 from rrto_ros.server.backend import CudaError
@@ -21,6 +21,8 @@ class AddressBook:
     def __init__(self) -> None:
         self._bases: List[int] = []          # sorted
         self._ranges: List[Tuple[int, int, bool]] = []   # (base, end, freeable), same order
+        self._sizes: Dict[int, int] = {}     # base -> bytes the app asked for (allocations)
+        self.allocated = 0                   # their sum: what a quota counts
 
     def add(self, base: int, size: int, freeable: bool = True) -> None:
         i = bisect.bisect_left(self._bases, base)
@@ -29,6 +31,9 @@ class AddressBook:
             return
         self._bases.insert(i, base)
         self._ranges.insert(i, (base, base + max(size, 1), freeable))
+        if freeable:
+            self._sizes[base] = size
+            self.allocated += size
 
     def remove(self, base: int) -> None:
         """Forget an allocation the app frees; raise unless ``base`` is one."""
@@ -36,6 +41,7 @@ class AddressBook:
         if i == len(self._bases) or self._bases[i] != base or not self._ranges[i][2]:
             raise CudaError(ops.CUDA_ERROR_INVALID_VALUE,
                             f'free of 0x{base:x}: not an allocation of this session')
+        self.allocated -= self._sizes.pop(base)
         del self._bases[i], self._ranges[i]
 
     def check(self, addr: int, count: int, what: str) -> None:
@@ -51,6 +57,8 @@ class AddressBook:
     def clear(self) -> None:
         self._bases.clear()
         self._ranges.clear()
+        self._sizes.clear()
+        self.allocated = 0
 
     def __len__(self) -> int:
         return len(self._bases)

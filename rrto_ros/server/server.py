@@ -83,6 +83,7 @@ class ServerConfig:
     # reading it (ZMQ_MAXMSGSIZE).
     max_message_bytes: int = 64 << 20
     max_module_bytes: int = 1 << 30     # largest module (fatbin) a session may load
+    session_memory_bytes: int = 0       # device memory one session may allocate; 0: no cap
     session_timeout_s: float = 30.0
     # A session that has sent nothing but its hello (and heartbeats) is *unused*: it gives
     # its place to a new app when the server is full, and ends after this long.
@@ -110,6 +111,9 @@ class ServerConfig:
                              f'{self.max_message_bytes}')
         if self.module_cache_mem_bytes < 0:
             raise ValueError('module_cache_mem_bytes must be >= 0')
+        if self.session_memory_bytes < 0:
+            raise ValueError('session_memory_bytes must be >= 0 (0: no cap), not '
+                             f'{self.session_memory_bytes}')
         if self.max_module_bytes < 1:
             raise ValueError(f'max_module_bytes must be >= 1, not {self.max_module_bytes}')
         for name in ('session_timeout_s', 'unused_session_timeout_s'):
@@ -462,7 +466,8 @@ class Server:
         session = ServerSession(sid, ident, lambda: make_backend(cfg.backend, cfg.device),
                                 self.cache, self._worker_send,
                                 self._session_ended, label, cfg.replay_graphs,
-                                self.lane_port, cfg.max_message_bytes, cfg.max_module_bytes)
+                                self.lane_port, cfg.max_message_bytes, cfg.max_module_bytes,
+                                cfg.session_memory_bytes)
         self.sessions[sid] = session
         self.stats.sessions_opened += 1
         log.info('session %s opened for %s', sid.hex()[:8], label)

@@ -33,8 +33,8 @@ class ServerSession:
                  cache: ModuleCache, send: Callable[[bytes, Reply], None],
                  on_closed: Callable[['ServerSession'], None], label: str = '',
                  replay_graphs: bool = True, lane_port: Optional[int] = None,
-                 max_message_bytes: Optional[int] = None, max_module_bytes: int = 1 << 30
-                 ) -> None:
+                 max_message_bytes: Optional[int] = None, max_module_bytes: int = 1 << 30,
+                 memory_quota: int = 0) -> None:
         self.sid = sid
         self.max_message_bytes = max_message_bytes
         self.max_module_bytes = max_module_bytes
@@ -49,6 +49,7 @@ class ServerSession:
         self.backend: Optional[Backend] = None
         self.modules: Dict[int, object] = {}
         self.memory = AddressBook()     # what this session's requests may name
+        self.memory_quota = memory_quota   # bytes it may allocate; 0: no cap
         self.last_seen = self.opened_at = time.monotonic()
         self.used = False      # a request other than hello and heartbeats arrived (server.py)
         self.executed = 0
@@ -233,6 +234,11 @@ class ServerSession:
             book.check(a[0], a[2], 'cudaMemset')
 
     def _malloc(self, req: Request) -> Tuple[list, list]:
+        if self.memory_quota and self.memory.allocated + req.args[0] > self.memory_quota:
+            raise CudaError(ops.CUDA_ERROR_MEMORY_ALLOCATION,
+                            f'cudaMalloc({req.args[0]}): the server lets one session allocate '
+                            f'{self.memory_quota} bytes (session_memory_bytes), '
+                            f'{self.memory.allocated} are in use')
         ptr = self.backend.malloc(req.args[0])
         self.memory.add(ptr, req.args[0])
         return [ptr], []
