@@ -224,8 +224,3 @@ def choose_backend(requested: str, device: int = 0) -> Tuple[str, str]:
         raise BackendUnavailable(f'backend cuda cannot run here: {gpu.reason}. Or choose the '
                                  'emu backend (a CPU stand-in for machines without a GPU).')
     return 'emu', f'no GPU to use: {gpu.reason}; emu is a CPU stand-in'
-
-
-def cuda_available() -> bool:
-    """True when cuda-python can see at least one GPU here."""
-    return probe_gpu().ok
