@@ -147,6 +147,19 @@ static CUresult drv_cuCtxGetCurrent(CUcontext *pctx) {
   return CUDA_SUCCESS;
 }
 
+/* The driver's log messages (CUDA 12.9+): this process has no driver, the server's own
+ * driver logs go to the server's log. A registration is kept so that it can be undone. */
+static CUresult drv_cuLogsRegisterCallback(CUlogsCallback callbackFunc, void *userData,
+                                           CUlogsCallbackHandle *callback_out) {
+  if (!callbackFunc) return CUDA_ERROR_INVALID_VALUE;
+  if (callback_out) *callback_out = (CUlogsCallbackHandle)(uintptr_t)&g_context;
+  return CUDA_SUCCESS;
+}
+
+static CUresult drv_cuLogsUnregisterCallback(CUlogsCallbackHandle callback) {
+  return callback ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
 static const char *error_name(int value);
 
 static CUresult drv_cuGetErrorName(CUresult error, const char **str) {

@@ -4,6 +4,7 @@
  * by name (gen_api_table.py). */
 #define _GNU_SOURCE
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +143,57 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
   return cudaSuccess;
 }
 
+/* The session has one device: no peers. */
+cudaError_t cudaDeviceCanAccessPeer(int *canAccessPeer, int device, int peerDevice) {
+  RRTO_ENTER(cudaDeviceCanAccessPeer, canAccessPeer, device, peerDevice);
+  int err = check_device(device);
+  if (!err) err = check_device(peerDevice);
+  if (!err && !canAccessPeer) err = cudaErrorInvalidValue;
+  if (!err) *canAccessPeer = 0;
+  return rrto_ret(err);
+}
+
+cudaError_t cudaDeviceEnablePeerAccess(int peerDevice, unsigned int flags) {
+  RRTO_ENTER(cudaDeviceEnablePeerAccess, peerDevice, flags);
+  return rrto_ret(cudaErrorInvalidDevice);   /* as CUDA answers for a device and itself */
+}
+
+cudaError_t cudaDeviceDisablePeerAccess(int peerDevice) {
+  RRTO_ENTER(cudaDeviceDisablePeerAccess, peerDevice);
+  return rrto_ret(cudaErrorPeerAccessNotEnabled);
+}
+
+cudaError_t cudaDeviceGetPCIBusId(char *pciBusId, int len, int device) {
+  RRTO_ENTER(cudaDeviceGetPCIBusId, pciBusId, len, device);
+  int err = check_device(device);
+  if (!err && (!pciBusId || len <= 0)) err = cudaErrorInvalidValue;
+  if (!err) err = fetch_device();
+  if (!err)   /* the server's device, in the driver's domain:bus:device.function form */
+    snprintf(pciBusId, (size_t)len, "%08x:%02x:%02x.0", g_dev.attr[cudaDevAttrPciDomainId],
+             g_dev.attr[cudaDevAttrPciBusId], g_dev.attr[cudaDevAttrPciDeviceId]);
+  return rrto_ret(err);
+}
+
+/* Device flags belong to the app's view of its context: kept here, as the runtime keeps
+ * them until the context exists (the server's context has its own). */
+static unsigned g_device_flags;
+
+cudaError_t cudaSetDeviceFlags(unsigned int flags) {
+  RRTO_ENTER(cudaSetDeviceFlags, flags);
+  if (flags & ~(unsigned)(cudaDeviceScheduleMask | cudaDeviceMapHost |
+                          cudaDeviceLmemResizeToMax | cudaDeviceSyncMemops))
+    return rrto_ret(cudaErrorInvalidValue);
+  __atomic_store_n(&g_device_flags, flags, __ATOMIC_RELAXED);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceFlags(unsigned int *flags) {
+  RRTO_ENTER(cudaGetDeviceFlags, flags);
+  if (!flags) return rrto_ret(cudaErrorInvalidValue);
+  *flags = __atomic_load_n(&g_device_flags, __ATOMIC_RELAXED) | cudaDeviceMapHost;
+  return cudaSuccess;
+}
+
 cudaError_t cudaDeviceSynchronize(void) {
   RRTO_ENTER(cudaDeviceSynchronize);
   return rrto_ret(rrto_call(RRTO_OP_DEVICE_SYNC, NULL, 0, NULL, 0, NULL));
@@ -177,8 +229,8 @@ cudaError_t cudaRuntimeGetVersion(int *runtimeVersion) {
 
 /* ---------------------------------------------------------------- memory */
 
-cudaError_t cudaMalloc(void **devPtr, size_t size) {
-  RRTO_ENTER(cudaMalloc, devPtr, size);
+static cudaError_t dev_malloc(void **devPtr, size_t size) {
+  if (!devPtr) return rrto_ret(cudaErrorInvalidValue);
   struct rrto_reply rep = {0};
   int err = rrto_call(RRTO_OP_MALLOC, RRTO_ARGS(size), NULL, 0, &rep);
   if (!err) {
@@ -188,8 +240,7 @@ cudaError_t cudaMalloc(void **devPtr, size_t size) {
   return rrto_ret(err);
 }
 
-cudaError_t cudaFree(void *devPtr) {
-  RRTO_ENTER(cudaFree, devPtr);
+static cudaError_t dev_free(void *devPtr) {
   if (!devPtr) {  /* the classic "initialise the context" idiom */
     int n = rrto_device_count();
     return rrto_ret(n < 0 ? -n : 0);
@@ -197,6 +248,28 @@ cudaError_t cudaFree(void *devPtr) {
   int err = rrto_call(RRTO_OP_FREE, RRTO_ARGS(PTR(devPtr)), NULL, 0, NULL);
   if (!err) rrto_mem_remove(PTR(devPtr));
   return rrto_ret(err);
+}
+
+cudaError_t cudaMalloc(void **devPtr, size_t size) {
+  RRTO_ENTER(cudaMalloc, devPtr, size);
+  return dev_malloc(devPtr, size);
+}
+
+cudaError_t cudaFree(void *devPtr) {
+  RRTO_ENTER(cudaFree, devPtr);
+  return dev_free(devPtr);
+}
+
+/* Stream-ordered allocation: the server allocates at once (the memory is usable by the
+ * stream's later work, as required) and frees after the work before it (cuMemFree waits). */
+cudaError_t cudaMallocAsync(void **devPtr, size_t size, cudaStream_t stream) {
+  RRTO_ENTER(cudaMallocAsync, devPtr, size, stream);
+  return dev_malloc(devPtr, size);
+}
+
+cudaError_t cudaFreeAsync(void *devPtr, cudaStream_t stream) {
+  RRTO_ENTER(cudaFreeAsync, devPtr, stream);
+  return devPtr ? dev_free(devPtr) : cudaSuccess;
 }
 
 /* Page-locked host memory is plain host memory here: the GPU is on another machine. */
@@ -209,6 +282,26 @@ cudaError_t cudaHostAlloc(void **pHost, size_t size, unsigned int flags) {
   RRTO_ENTER(cudaHostAlloc, pHost, size, flags);
   return rrto_ret(posix_memalign(pHost, 4096, size ? size : 1) ? cudaErrorMemoryAllocation
                                                                : 0);
+}
+
+/* Registering host memory page-locks it for the local GPU's DMA: there is none, copies
+ * from it travel like any host memory. A mapped registration (device access to host
+ * memory) cannot be offered across the network and fails by name. */
+cudaError_t cudaHostRegister(void *ptr, size_t size, unsigned int flags) {
+  RRTO_ENTER(cudaHostRegister, ptr, size, flags);
+  if (!ptr || !size) return rrto_ret(cudaErrorInvalidValue);
+  if (flags & (cudaHostRegisterMapped | cudaHostRegisterIoMemory)) {
+    rrto_log("cudaHostRegister with cudaHostRegisterMapped/IoMemory (flags 0x%x): the GPU is "
+             "on another machine and cannot reach this memory; returning "
+             "cudaErrorNotSupported", flags);
+    return rrto_ret(cudaErrorNotSupported);
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaHostUnregister(void *ptr) {
+  RRTO_ENTER(cudaHostUnregister, ptr);
+  return ptr ? cudaSuccess : rrto_ret(cudaErrorInvalidValue);
 }
 
 cudaError_t cudaFreeHost(void *ptr) {
@@ -424,6 +517,35 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t stream,
   return cudaSuccess;
 }
 
+/* Stream capture is not forwarded (cudaStreamBeginCapture fails by name), so no stream of
+ * this process is ever capturing; the capture mode is the thread's own setting. */
+#if CUDART_VERSION >= 13000
+cudaError_t cudaStreamGetCaptureInfo(cudaStream_t stream,
+                                     enum cudaStreamCaptureStatus *captureStatus_out,
+                                     unsigned long long *id_out, cudaGraph_t *graph_out,
+                                     const cudaGraphNode_t **dependencies_out,
+                                     const cudaGraphEdgeData **edgeData_out,
+                                     size_t *numDependencies_out) {
+  RRTO_ENTER(cudaStreamGetCaptureInfo, stream, captureStatus_out, id_out, graph_out,
+             dependencies_out, edgeData_out, numDependencies_out);
+  if (!captureStatus_out) return rrto_ret(cudaErrorInvalidValue);
+  *captureStatus_out = cudaStreamCaptureStatusNone;
+  return cudaSuccess;   /* the other outputs are defined only while capturing */
+}
+#endif
+
+static __thread enum cudaStreamCaptureMode t_capture_mode = cudaStreamCaptureModeGlobal;
+
+cudaError_t cudaThreadExchangeStreamCaptureMode(enum cudaStreamCaptureMode *mode) {
+  RRTO_ENTER(cudaThreadExchangeStreamCaptureMode, mode);
+  if (!mode || (unsigned)*mode > cudaStreamCaptureModeRelaxed)
+    return rrto_ret(cudaErrorInvalidValue);
+  enum cudaStreamCaptureMode old = t_capture_mode;
+  t_capture_mode = *mode;
+  *mode = old;
+  return cudaSuccess;
+}
+
 cudaError_t cudaEventCreate(cudaEvent_t *event) {
   RRTO_ENTER(cudaEventCreate, event);
   return create(RRTO_OP_EVENT_CREATE, 0, 0, (void **)event);
@@ -441,6 +563,15 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   RRTO_ENTER(cudaEventRecord, event, stream);
+  return rrto_ret(rrto_post(RRTO_OP_EVENT_RECORD, RRTO_ARGS(PTR(event), PTR(stream)), NULL,
+                            0));
+}
+
+cudaError_t cudaEventRecordWithFlags(cudaEvent_t event, cudaStream_t stream,
+                                     unsigned int flags) {
+  RRTO_ENTER(cudaEventRecordWithFlags, event, stream, flags);
+  if (flags & ~(unsigned)cudaEventRecordExternal) return rrto_ret(cudaErrorInvalidValue);
+  /* cudaEventRecordExternal matters only inside a capture: a plain record otherwise. */
   return rrto_ret(rrto_post(RRTO_OP_EVENT_RECORD, RRTO_ARGS(PTR(event), PTR(stream)), NULL,
                             0));
 }

@@ -34,6 +34,9 @@ REPLAY_DIVERGE     sequence id, position, error of a quiet     its message
 REPLAY_NOTE        sequence id, from, to, flags, payload       a lost lane: why
                    bytes, lane bytes up, down, last round
                    trip ns (interposer to client node only)
+LIBCALL            -                                           a forwarded library call
+                                                               (protocol/forwarding.py) /
+                                                               its out buffers; res: status
 =================  ==========================================  ===========================
 """
 
@@ -70,7 +73,7 @@ AGENT_ARGS: Dict[Op, int] = {
     Op.STREAM_WAIT_EVENT: 3, Op.EVENT_CREATE: 2, Op.EVENT_DESTROY: 1, Op.EVENT_RECORD: 2,
     Op.EVENT_SYNC: 1, Op.EVENT_QUERY: 1, Op.EVENT_ELAPSED: 2, Op.DEVICE_SYNC: 0,
     Op.DEVICE_RESET: 0, Op.MODULE_LOAD: 3, Op.FUNC_GET: 1, Op.VAR_GET: 2, Op.LAUNCH: 9,
-    Op.REPLAY_RUN: 3, Op.REPLAY_DIVERGE: 3, Op.REPLAY_NOTE: 8,
+    Op.REPLAY_RUN: 3, Op.REPLAY_DIVERGE: 3, Op.REPLAY_NOTE: 8, Op.LIBCALL: 0,
 }
 
 # CUDA error codes the client and server produce themselves (values of cudaError_t).

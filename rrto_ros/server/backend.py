@@ -7,13 +7,16 @@ import abc
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
+from rrto_ros.protocol import ops
+
 
 class CudaError(Exception):
     """A CUDA error code to return to the app, with a human explanation for the logs."""
 
-    def __init__(self, code: int, message: str = '') -> None:
+    def __init__(self, code: int, message: str = '', res: Sequence[int] = ()) -> None:
         super().__init__(message or f'CUDA error {code}')
         self.code = code
+        self.res = list(res)   # results the reply still carries (a library's status)
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,12 @@ class Backend(abc.ABC):
 
     def bind_thread(self) -> None:
         """Make the session's device state usable from the calling thread."""
+
+    def lib_call(self, fn, args: list) -> int:
+        """Run forwarded library function ``fn`` (a forwarding.Function) with the arguments
+        server/libcalls.py prepared; return the library's status."""
+        raise CudaError(ops.CUDA_ERROR_NOT_SUPPORTED,
+                        f'{fn.name} ({fn.lib}) cannot run on the {self.name} backend')
 
     # CUDA graphs: the replayer captures runs of launches once and relaunches them.
     supports_graphs = False

@@ -69,6 +69,7 @@ class CudaBackend(Backend):
         self._capture_stream = _check(cu.cuStreamCreate(
             cu.CUstream_flags.CU_STREAM_NON_BLOCKING), 'cuStreamCreate')
         self._capturing = False
+        self._libs = None   # cuda_libraries.CudaLibraries, made at the first library call
 
     # ----------------------------------------------------------- helpers
     def _stream(self, handle: int) -> cu.CUstream:
@@ -244,6 +245,19 @@ class CudaBackend(Backend):
             extra_addr = 0
         _check(cu.cuLaunchKernel(f, *grid, *block, shared_mem, self._stream(stream), 0,
                                  extra_addr), 'cuLaunchKernel')
+
+    def lib_call(self, fn, args: list) -> int:
+        if self._libs is None:
+            from rrto_ros.server.cuda_libraries import CudaLibraries   # needs _check above
+            self._libs = CudaLibraries(self._stream, self._function)
+        return self._libs.call(fn, args)
+
+    def _function(self, handle: int) -> cu.CUfunction:
+        f = self.functions.get(handle)
+        if f is None:
+            raise CudaError(ops.CUDA_ERROR_INVALID_DEVICE_FUNCTION,
+                            f'unknown function handle 0x{handle:x}')
+        return f
 
     def bind_thread(self) -> None:
         if getattr(_bound, 'ctx', None) is self.ctx:   # already current on this thread

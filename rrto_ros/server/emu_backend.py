@@ -21,6 +21,7 @@ from rrto_ros.server.backend import DeviceInfo
 from rrto_ros.server.emu_kernel import EmuKernel
 from rrto_ros.server.emu_kernel import EmuLaunch
 from rrto_ros.server.emu_kernel import REGISTRY
+from rrto_ros.server.emu_libraries import EmuLibraries
 from rrto_ros.server.emu_memory import EmuFault
 from rrto_ros.server.emu_memory import EmuMemory
 
@@ -51,6 +52,7 @@ class EmuBackend(Backend):
         self.events: Dict[int, float | None] = {}
         self.functions: Dict[int, Tuple[EmuKernel, EmuModule]] = {}
         self.modules: List[EmuModule] = []
+        self._libs = None   # emu_libraries.EmuLibraries, made at the first library call
 
     # ----------------------------------------------------------- device
     def device_info(self, attr_ids: Sequence[int]) -> DeviceInfo:
@@ -98,6 +100,11 @@ class EmuBackend(Backend):
     def memset(self, dst: int, value: int, count: int, stream: int, is_async: bool) -> None:
         self._check_stream(stream)
         self._access(self.mem.view, dst, count)[:] = value & 0xFF
+
+    def lib_call(self, fn, args: list) -> int:
+        if self._libs is None:
+            self._libs = EmuLibraries(self.mem, self._check_stream)
+        return self._libs.call(fn, args)
 
     # ----------------------------------------------------------- streams and events
     def _check_stream(self, stream: int) -> None:

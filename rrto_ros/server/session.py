@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Callable, Dict, Optional, Tuple
 
+from rrto_ros.protocol import forwarding
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.messages import frame_bytes
 from rrto_ros.protocol.messages import Reply
@@ -20,6 +21,8 @@ from rrto_ros.protocol.ops import Op
 from rrto_ros.server.address_book import AddressBook
 from rrto_ros.server.backend import Backend
 from rrto_ros.server.backend import CudaError
+from rrto_ros.server.libcalls import LibError
+from rrto_ros.server.libcalls import LibraryCalls
 from rrto_ros.server.module_cache import ModuleCache
 from rrto_ros.server.replay import payload_of
 from rrto_ros.server.replay import ServerReplay
@@ -86,7 +89,9 @@ class ServerSession:
             Op.MODULE_LOAD: self._module_load, Op.FUNC_GET: self._func_get,
             Op.VAR_GET: self._var_get, Op.LAUNCH: self._launch,
             Op.REPLAY_LOAD: self._replay_load, Op.REPLAY_RUN: self._replay_run,
+            Op.LIBCALL: self._libcall,
         }
+        self.libs: Optional[LibraryCalls] = None   # made at the first library call
         self.replay = ServerReplay(self._run_template_entry,
                                    (lambda: self.backend) if replay_graphs else (lambda: None),
                                    self._guard)
@@ -163,7 +168,7 @@ class ServerSession:
         except CudaError as e:
             self.errors += 1
             log.info('session %s: %s failed: %s', self.label, _op_name(req.op), e)
-            return Reply(req.seq, e.code, message=str(e))
+            return Reply(req.seq, e.code, e.res, message=str(e))
         except (IndexError, TypeError, ValueError, struct.error) as e:
             self.errors += 1
             return Reply(req.seq, ops.CUDA_ERROR_INVALID_VALUE,
@@ -342,6 +347,19 @@ class ServerSession:
             raise CudaError(ops.CUDA_ERROR_NOT_SUPPORTED, f'{_op_name(req.op)} cannot be replayed')
         self._guard(req)   # a template holds the client's addresses too
         return handler(req)
+
+    def _libcall(self, req: Request) -> Tuple[list, list]:
+        if self.libs is None or self.libs.backend is not self.backend:
+            self.libs = LibraryCalls(self.backend, self.memory)
+        data = bytes(frame_bytes(req.frames[0])) if req.frames else b''
+        try:
+            status, outs, why = self.libs.execute(data)
+        except LibError as e:
+            status, outs, why = e.status, b'', str(e)
+        if status:
+            cudart = forwarding.by_name(forwarding.call_name(data)).lib == 'cudart'
+            raise CudaError(status if cudart else ops.CUDA_ERROR_UNKNOWN, why, res=[status])
+        return [0], [outs] if outs else []
 
     def _launch(self, req: Request) -> Tuple[list, list]:
         fn, gx, gy, gz, bx, by, bz, shmem, stream = req.args[:9]

@@ -1,0 +1,104 @@
+# Copyright 2026 rrto_ros authors. Apache-2.0.
+"""One session's forwarded library calls (op LIBCALL): decoded by the spec
+(:mod:`rrto_ros.protocol.forwarding`), its handles mapped from the interposer's ids to the
+server's objects, its device addresses checked against the session's memory, and run by
+the backend's libraries (``Backend.lib_call``) on the session's context and streams."""
+
+from __future__ import annotations
+
+import logging
+from typing import Dict, List, Optional, Tuple
+
+from rrto_ros.protocol import forwarding
+from rrto_ros.protocol import ops
+from rrto_ros.server.address_book import AddressBook
+from rrto_ros.server.backend import Backend
+from rrto_ros.server.backend import CudaError
+
+log = logging.getLogger(__name__)
+MAX_HANDLES = 1 << 16      # live handles and descriptors per session
+
+
+class Holder:
+    """Where a create call puts the handle it makes (the backend sets ``value``)."""
+
+    __slots__ = ('value',)
+
+    def __init__(self) -> None:
+        self.value: object = None
+
+
+class LibError(CudaError):
+    """A call the server refuses before the library sees it: ``status`` is the library's
+    status the app gets (``code`` the CUDA error the session reports)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(ops.CUDA_ERROR_UNKNOWN, message)
+        self.status = status
+
+
+class LibraryCalls:
+    def __init__(self, backend: Backend, memory: AddressBook) -> None:
+        self.backend = backend
+        self.memory = memory
+        self.handles: Dict[int, object] = {}
+        self.calls = 0
+
+    def execute(self, data: bytes) -> Tuple[int, bytes, str]:
+        """Run one call; (library status, the out buffers, why it failed or '')."""
+        try:
+            d = forwarding.decode(data)
+        except forwarding.WireError as e:
+            raise CudaError(ops.CUDA_ERROR_INVALID_VALUE, str(e)) from None
+        fn = d.function
+        status_of = forwarding.LIB_STATUS[fn.lib]
+        args: List[object] = []
+        for i, p in enumerate(fn.params):
+            w = d.words[i]
+            role = p.role
+            if role in ('value', 'key'):
+                args.append(forwarding.as_float(w, p.abi) if p.abi in ('f', 'd')
+                            else forwarding.signed(w, p.abi))
+            elif role in forwarding.HANDLE_ROLES - {'create'}:
+                if w and w not in self.handles:
+                    raise LibError(status_of['bad_handle'], f'{fn.name}: {p.name} (id {w}) is '
+                                   'not a live handle of this session')
+                args.append(self.handles.get(w))
+            elif role == 'create':
+                if w == 0 or w in self.handles:
+                    raise LibError(status_of['invalid_value'], f'{fn.name}: {p.name} id {w} '
+                                   'is taken or zero')
+                if len(self.handles) >= MAX_HANDLES:
+                    raise LibError(status_of['failed'], f'{fn.name}: this session holds '
+                                   f'{MAX_HANDLES} handles already; destroy some')
+                args.append(Holder())
+            elif role == 'device':
+                if w:
+                    try:
+                        self.memory.check(w, 1, f'{fn.name} {p.name}')
+                    except CudaError as e:
+                        raise LibError(status_of['invalid_value'], str(e)) from None
+                args.append(w)
+            elif role == 'in':
+                args.append(d.buffers[i])
+            elif role == 'out':
+                args.append(bytearray(d.out_sizes[i]))
+            else:   # stream, kernel: the backend maps its own handles
+                args.append(w)
+        self.calls += 1
+        status = int(self.backend.lib_call(fn, args))
+        if status == 0:
+            for i, p in enumerate(fn.params):
+                if p.role == 'create':
+                    self.handles[d.words[i]] = args[i].value
+                elif p.role == 'destroy':
+                    self.handles.pop(d.words[i], None)
+        outs = b''.join(bytes(a) for p, a in zip(fn.params, args) if p.role == 'out')
+        why = '' if status == 0 else f'{fn.name} returned {status} on the server'
+        return status, outs, why
+
+    def close(self) -> Optional[str]:
+        """Destroy what the app left alive (the session ended); the backend knows how."""
+        left = len(self.handles)
+        self.handles.clear()
+        return f'{left} library handles left by the app' if left else None
