@@ -370,8 +370,8 @@ VENDOR_LIBS: Dict[str, VendorLib] = {
     'cudnn': VendorLib(('cudnn.h',), 'cudnn', (), ('cudnnStatus_t',),
                        'CUDNN_STATUS_NOT_SUPPORTED', ('libcudnn.so.9', 'libcudnn.so')),
     'cudart': VendorLib(('cuda_runtime_api.h', 'cuda_profiler_api.h'), 'cuda', (),
-                        ('cudaError_t',), 'cudaErrorNotSupported', ('libcudart.so.13', 'libcudart.so.12'),
-                        stubs=False),
+                        ('cudaError_t',), 'cudaErrorNotSupported',
+                        ('libcudart.so.13', 'libcudart.so.12'), stubs=False),
 }
 
 
