@@ -295,7 +295,7 @@ uint32_t rrto_forward(const struct rrto_fwd_fn *fn, const uint64_t *in_words) {
   int err;
   struct rrto_reply rep = {.out = outs, .out_cap = out_total};
   if (fn->flags & RRTO_FWD_BLOCKS) err = rrto_call(RRTO_OP_LIBCALL, NULL, 0, data, total, &rep);
-  else err = rrto_post(RRTO_OP_LIBCALL, NULL, 0, data, total);
+  else err = rrto_post_reply(RRTO_OP_LIBCALL, NULL, 0, data, total, &rep);
   if (data != stack) free(data);
   if (err) {
     /* The library's own status when the server ran it; else the session failed it. */

@@ -25,6 +25,9 @@ int rrto_call(uint16_t op, const uint64_t *args, uint32_t nargs,
 /* A call whose result the app does not need: sent without waiting in `pipelined` mode,
  * a blocking rrto_call otherwise. */
 int rrto_post(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data, size_t len);
+/* The same; when the call was waited for (not `pipelined`), its reply is in *rep. */
+int rrto_post_reply(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data,
+                    size_t len, struct rrto_reply *rep);
 /* Number of successful connections so far; registry entries resolved under an older
  * generation belong to a dead session (e.g. before fork) and are resolved again. */
 unsigned rrto_generation(void);

@@ -283,6 +283,11 @@ int rrto_call(uint16_t op, const uint64_t *args, uint32_t nargs, const void *dat
 int rrto_post(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data,
               size_t len) {
   struct rrto_reply rep = {0};
+  return rrto_post_reply(op, args, nargs, data, len, &rep);
+}
+
+int rrto_post_reply(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data,
+                    size_t len, struct rrto_reply *rep) {
   static const unsigned char may_skip_reply[] = {
 #define RRTO_OP(id, name, skip) [id] = skip,
 #include "rrto_ops.def"
@@ -293,7 +298,7 @@ int rrto_post(uint16_t op, const uint64_t *args, uint32_t nargs, const void *dat
   if (!err) {
     int skip = op < sizeof may_skip_reply && may_skip_reply[op] && g_mode != RRTO_MODE_RPC;
     uint16_t flags = skip ? RRTO_F_NOREPLY : 0;
-    err = call_locked(op, flags, args, nargs, data, len, &rep);
+    err = call_locked(op, flags, args, nargs, data, len, rep);
   }
   pthread_mutex_unlock(&g_lock);
   return err;
