@@ -149,6 +149,7 @@ static CUresult drv_cuCtxGetCurrent(CUcontext *pctx) {
 
 /* The driver's log messages (CUDA 12.9+): this process has no driver, the server's own
  * driver logs go to the server's log. A registration is kept so that it can be undone. */
+#if CUDA_VERSION >= 12090
 static CUresult drv_cuLogsRegisterCallback(CUlogsCallback callbackFunc, void *userData,
                                            CUlogsCallbackHandle *callback_out) {
   if (!callbackFunc) return CUDA_ERROR_INVALID_VALUE;
@@ -159,6 +160,7 @@ static CUresult drv_cuLogsRegisterCallback(CUlogsCallback callbackFunc, void *us
 static CUresult drv_cuLogsUnregisterCallback(CUlogsCallbackHandle callback) {
   return callback ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
+#endif
 
 static const char *error_name(int value);
 

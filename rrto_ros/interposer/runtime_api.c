@@ -532,6 +532,18 @@ cudaError_t cudaStreamGetCaptureInfo(cudaStream_t stream,
   *captureStatus_out = cudaStreamCaptureStatusNone;
   return cudaSuccess;   /* the other outputs are defined only while capturing */
 }
+#else   /* CUDA 12: the name is a macro for cudaStreamGetCaptureInfo_v2 */
+cudaError_t cudaStreamGetCaptureInfo(cudaStream_t stream,
+                                     enum cudaStreamCaptureStatus *captureStatus_out,
+                                     unsigned long long *id_out, cudaGraph_t *graph_out,
+                                     const cudaGraphNode_t **dependencies_out,
+                                     size_t *numDependencies_out) {
+  RRTO_ENTER(cudaStreamGetCaptureInfo, stream, captureStatus_out, id_out, graph_out,
+             dependencies_out, numDependencies_out);
+  if (!captureStatus_out) return rrto_ret(cudaErrorInvalidValue);
+  *captureStatus_out = cudaStreamCaptureStatusNone;
+  return cudaSuccess;
+}
 #endif
 
 static __thread enum cudaStreamCaptureMode t_capture_mode = cudaStreamCaptureModeGlobal;
