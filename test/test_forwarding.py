@@ -30,7 +30,7 @@ def test_every_entry_parses_and_names_a_vendor_function():
         assert f.name in LISTS[f.lib]
         for p in f.params:
             assert p.role in forwarding.ROLES
-            assert (p.size is not None) == (p.role in ('in', 'out'))
+            assert (p.size is not None) == (p.role in ('in', 'out', 'elems'))
     sgemm = forwarding.by_name('cublasSgemm_v2')
     assert sgemm.stream_work and not sgemm.blocks
     assert [p.role for p in sgemm.params][:3] == ['use', 'value', 'value']
@@ -66,13 +66,13 @@ def _random_call(fn: forwarding.Function, rng: random.Random):
     words = [rng.getrandbits(64) for _ in fn.params]
     bufs, sizes = {}, {}
     for i, p in enumerate(fn.params):
-        if p.role in ('in', 'out'):
+        if p.role in ('in', 'out', 'elems'):
             words[i] = 0
-        if p.role == 'in':
+        if p.role in ('in', 'elems'):
             bufs[i] = None if rng.random() < 0.2 else bytes(rng.getrandbits(8)
                                                             for _ in range(rng.randrange(80)))
-        elif p.role == 'out':
-            sizes[i] = rng.randrange(200)
+        if p.role in ('out', 'elems'):
+            sizes[i] = rng.randrange(-1, 200)
     return words, bufs, sizes
 
 
@@ -84,9 +84,9 @@ def test_every_entry_round_trips_through_the_wire_format():
             d = forwarding.decode(forwarding.encode(fn.name, words, bufs, sizes))
             assert d.function is fn and list(d.words) == words
             for i, p in enumerate(fn.params):
-                if p.role == 'in':
+                if p.role in ('in', 'elems'):
                     assert d.buffers[i] == bufs[i]
-                if p.role == 'out':
+                if p.role in ('out', 'elems'):
                     assert d.out_sizes[i] == sizes[i]
 
 
@@ -114,7 +114,7 @@ class FakeBackend:
         for p, a in zip(fn.params, args):
             if p.role == 'create':
                 a.value = f'obj{len(self.calls)}'
-            if p.role == 'out':
+            if p.role in ('out', 'elems') and isinstance(a, bytearray):
                 a[:] = bytes(range(len(a)))
         return 0
 
@@ -142,6 +142,27 @@ def test_server_maps_handles_and_checks_addresses():
     assert libs.handles == {}
     with pytest.raises(CudaError, match='malformed'):
         libs.execute(b'\x01')
+
+
+def test_cudnn_backend_elements_carry_descriptors_as_ids():
+    libs = LibraryCalls(FakeBackend(), AddressBook())
+    for i in (1, 2):
+        libs.execute(forwarding.encode('cudnnBackendCreateDescriptor', [0, i], {}, {}))
+    # CUDNN_TYPE_BACKEND_DESCRIPTOR (15) elements: ids 2, 1 -> the server's objects
+    ids = struct.pack('<2Q', 2, 1)
+    libs.execute(forwarding.encode('cudnnBackendSetAttribute', [1, 5, 15, 2, 0], {4: ids}, {}))
+    assert libs.backend.calls[-1][1][4] == ['obj2', 'obj1']
+    with pytest.raises(LibError, match=r'element ids \[9\]') as e:
+        libs.execute(forwarding.encode('cudnnBackendSetAttribute', [1, 5, 15, 1, 0],
+                                       {4: struct.pack('<Q', 9)}, {}))
+    assert e.value.status == 2000     # CUDNN_STATUS_BAD_PARAM
+    # CUDNN_TYPE_INT64 (3) elements read back: the library writes them, they come back
+    status, out, _ = libs.execute(forwarding.encode(
+        'cudnnBackendGetAttribute', [1, 7, 3, 2, 0, 0], {5: b''}, {4: 8, 5: 16}))
+    assert status == 0 and out == bytes(range(8)) + bytes(range(16))
+    with pytest.raises(LibError, match='unknown attribute type 99'):
+        libs.execute(forwarding.encode('cudnnBackendSetAttribute', [1, 5, 99, 1, 0],
+                                       {4: b'x' * 8}, {}))
 
 
 def test_emu_refuses_a_library_function_it_lacks_by_name():

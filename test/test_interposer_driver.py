@@ -125,7 +125,8 @@ def test_unimplemented_driver_and_library_functions_fail_by_name(lookups, interp
     assert any('cublasGetLoggerCallback is not forwarded yet: it returns '
                'CUBLAS_STATUS_NOT_SUPPORTED (15)' in ln for ln in lines)
     assert any('cudnnCreateCTCLossDescriptor is not forwarded yet' in ln for ln in lines)
-    assert all('(called from ' in ln and 'driver_lookups' in ln for ln in lines[:-1])
+    assert all('(called from ' in ln and 'driver_lookups' in ln for ln in lines
+               if 'is not forwarded yet' in ln)
     assert any('cublasLtEmulationDescCreate is not forwarded yet' in ln for ln in lines)
     assert 'cuCtxCreate_v4(2 calls)' in r.stderr   # the exit report names them again
 

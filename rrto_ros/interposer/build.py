@@ -26,7 +26,7 @@ from typing import List, Optional, Sequence
 HERE = pathlib.Path(__file__).resolve().parent
 LIB_NAME = 'librrto_cuda.so'
 SOURCES = ['transport.c', 'registry.c', 'memtrack.c', 'errors.c', 'trace.c', 'runtime_api.c',
-           'replay.c', 'lane.c', 'driver_api.c', 'forward.c']
+           'replay.c', 'lane.c', 'driver_api.c', 'forward.c', 'vendor_local.c']
 # by gen_api_table.py, in gen/
 GENERATED = ['rrto_unsupported.c', 'rrto_vendor_stubs.c', 'rrto_forward_table.c']
 # --target: the machine (as elf_info names it) -> the Debian cross compiler for it.

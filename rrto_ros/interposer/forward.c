@@ -113,9 +113,10 @@ static size_t buf_size(const struct rrto_fwd_fn *fn, const struct rrto_fwd_param
                        const uint64_t *w) {
   if (p->size_param < 0) return p->size_const;
   uint64_t v = w[p->size_param];
-  if (p->size_dtype) {
+  if (p->size_dtype) {   /* 1: the cudaDataType's size; 2: a cuDNN scaling factor's */
     struct rrto_handle *h = handle_of(v);
-    return h ? dtype_size(h->prop) : 0;
+    if (!h) return 0;
+    return p->size_dtype == 1 ? dtype_size(h->prop) : (h->prop == 1 ? 8 : 4);
   }
   if ((int64_t)v < 0) return MAX_BUF + 1;   /* a negative count: refused below */
   return (size_t)v * p->size_scale;
@@ -182,18 +183,38 @@ static uint32_t fail(const struct rrto_fwd_fn *fn, int cuda_err, uint32_t status
   return fn->flags & RRTO_FWD_CUDART ? (uint32_t)rrto_ret(cuda_err) : status;
 }
 
+/* cuDNN backend attribute elements (cudnnBackendAttributeType_t): bytes per element, and
+ * whether an element is a handle or descriptor of ours (sent as its id). */
+static size_t elem_size(uint64_t type, int *is_handle) {
+  static const unsigned char sizes[] = {8, 4, 1, 8, 4, 8, 8, 4, 4, 4, 4, 4, 4, 4, 4, 8, 4,
+                                        4, 4, 4, 4, 4, 4, 4, 1, 4, 16, 4, 4, 4, 4, 4, 4};
+  *is_handle = type == 0 || type == 15;   /* CUDNN_TYPE_HANDLE, CUDNN_TYPE_BACKEND_DESCRIPTOR */
+  return type < sizeof sizes ? sizes[type] : 0;
+}
+
+struct pending {           /* per parameter: what goes on the wire besides its word */
+  const void *in;          /* in bytes (NULL with in_len NULL_LEN: a NULL pointer) */
+  size_t in_len, out_len;
+  uint64_t *ids;           /* elements: the ids of handles, malloc'd */
+  int handles;             /* elements that are handles */
+};
+
 uint32_t rrto_forward(const struct rrto_fwd_fn *fn, const uint64_t *in_words) {
   const struct rrto_fwd_param *ps = fn->params;
   uint64_t words[64];
-  size_t in_len[64], out_len[64];
+  struct pending pd[64];
   size_t name_len = strlen(fn->name), total = 2 + name_len + 2 + 8 * (size_t)fn->nparams;
   size_t out_total = 0;
+  uint32_t status = 0;
+  int memo = fn->flags & RRTO_FWD_MEMO, refused = 0;
+  unsigned char *outs = NULL, *data = NULL, stack[4096];
   if (fn->nparams > 64) return fail(fn, cudaErrorInvalidValue, fn->invalid_value);
+  memset(pd, 0, sizeof pd[0] * fn->nparams);
   uint64_t key = mix((uint64_t)fn->id, 0x6d656d6fULL);
-  for (int i = 0; i < fn->nparams; i++) {
+  for (int i = 0; i < fn->nparams && !refused; i++) {
     const struct rrto_fwd_param *p = &ps[i];
     uint64_t w = in_words[i];
-    in_len[i] = out_len[i] = 0;
+    words[i] = 0;
     switch (p->role) {
       case RRTO_R_USE:
       case RRTO_R_SET:
@@ -202,21 +223,28 @@ uint32_t rrto_forward(const struct rrto_fwd_fn *fn, const uint64_t *in_words) {
         if (w && !h) {
           rrto_log("%s: parameter %d is not a handle this process made through rrto",
                    fn->name, i);
-          return fail(fn, cudaErrorInvalidResourceHandle, fn->bad_handle);
+          status = fail(fn, cudaErrorInvalidResourceHandle, fn->bad_handle);
+          refused = 1;
+          break;
         }
         words[i] = h ? h->id : 0;
         key = mix(key, h ? state_of(h) : 0);
         break;
       }
       case RRTO_R_CREATE:
-        if (!w) return fail(fn, cudaErrorInvalidValue, fn->invalid_value);
-        words[i] = 0;   /* assigned below, once the call is known to be well formed */
-        break;
+        if (!w) {
+          status = fail(fn, cudaErrorInvalidValue, fn->invalid_value);
+          refused = 1;
+        }
+        break;   /* the id is assigned below, once the call is known to be well formed */
       case RRTO_R_KERNEL: {
         struct rrto_function *k = rrto_function_by_host((const void *)(uintptr_t)w);
-        if (!k) return fail(fn, cudaErrorInvalidDeviceFunction, fn->invalid_value);
-        int err = rrto_function_resolve(k);
-        if (err) return fail(fn, err, fn->failed);
+        int err = k ? rrto_function_resolve(k) : cudaErrorInvalidDeviceFunction;
+        if (err) {
+          status = fail(fn, err, k ? fn->failed : fn->invalid_value);
+          refused = 1;
+          break;
+        }
         words[i] = rrto_function_handle(k);
         key = mix(key, words[i]);
         break;
@@ -226,23 +254,71 @@ uint32_t rrto_forward(const struct rrto_fwd_fn *fn, const uint64_t *in_words) {
         size_t n = buf_size(fn, p, in_words);
         if (n > MAX_BUF) {
           rrto_log("%s: parameter %d asks for %zu bytes; refused", fn->name, i, n);
-          return fail(fn, cudaErrorInvalidValue, fn->invalid_value);
+          status = fail(fn, cudaErrorInvalidValue, fn->invalid_value);
+          refused = 1;
+          break;
         }
-        words[i] = 0;
         total += 4;
         if (p->role == RRTO_R_IN) {
-          in_len[i] = w ? n : NULL_LEN;
-          if (w) {
-            total += n;
-            key = mix_bytes(key, (const void *)(uintptr_t)w, n);
-          } else {
-            key = mix(key, NULL_LEN);
-          }
+          pd[i].in = (const void *)(uintptr_t)w;
+          pd[i].in_len = w ? n : NULL_LEN;
+          total += w ? n : 0;
+          key = w ? mix_bytes(key, pd[i].in, n) : mix(key, NULL_LEN);
         } else {
-          if (!w && n) return fail(fn, cudaErrorInvalidValue, fn->invalid_value);
-          out_len[i] = n;
+          pd[i].out_len = w ? n : NULL_LEN;
+          out_total += w ? n : 0;
+          key = mix(key, pd[i].out_len);
+        }
+        break;
+      }
+      case RRTO_R_ELEMS: {
+        int is_handle;
+        size_t esz = elem_size(in_words[p->prop], &is_handle);
+        int64_t count = (int64_t)in_words[p->size_param];
+        if (!esz || count < 0 || (uint64_t)count * esz > MAX_BUF || (count && !w)) {
+          rrto_log("%s: %lld elements of attribute type %llu: refused", fn->name,
+                   (long long)count, (unsigned long long)in_words[p->prop]);
+          status = fail(fn, cudaErrorInvalidValue, fn->invalid_value);
+          refused = 1;
+          break;
+        }
+        size_t n = (size_t)count * esz;
+        total += 8;
+        key = mix(key, n);
+        if (is_handle) {   /* in either direction the handles go up, as ids */
+          pd[i].handles = 1;
+          pd[i].ids = malloc(n ? n : 1);
+          if (!pd[i].ids) {
+            status = fail(fn, cudaErrorMemoryAllocation, fn->failed);
+            refused = 1;
+            break;
+          }
+          for (int64_t j = 0; j < count; j++) {
+            uint64_t e;
+            memcpy(&e, (const char *)(uintptr_t)w + 8 * j, 8);
+            struct rrto_handle *h = handle_of(e);
+            if (e && !h) {
+              rrto_log("%s: element %lld is not a handle this process made through rrto",
+                       fn->name, (long long)j);
+              status = fail(fn, cudaErrorInvalidResourceHandle, fn->bad_handle);
+              refused = 1;
+              break;
+            }
+            pd[i].ids[j] = h ? h->id : 0;
+            key = mix(key, h ? state_of(h) : 0);
+          }
+          pd[i].in = pd[i].ids;
+          pd[i].in_len = n;
+          total += n;
+          memo = 0;   /* the server fills those descriptors: it must see every call */
+        } else if (p->is_float) {   /* the library writes them */
+          pd[i].out_len = n;
           out_total += n;
-          key = mix(key, n);
+        } else {
+          pd[i].in = (const void *)(uintptr_t)w;
+          pd[i].in_len = n;
+          total += n;
+          key = mix_bytes(key, pd[i].in, n);
         }
         break;
       }
@@ -251,21 +327,22 @@ uint32_t rrto_forward(const struct rrto_fwd_fn *fn, const uint64_t *in_words) {
         key = mix(key, w);
     }
   }
-  unsigned char *outs = NULL;
+  if (refused) goto done;
   if (fn->flags & RRTO_FWD_BLOCKS) {
     outs = malloc(out_total ? out_total : 1);
-    if (!outs) return fail(fn, cudaErrorMemoryAllocation, fn->failed);
+    if (!outs) {
+      status = fail(fn, cudaErrorMemoryAllocation, fn->failed);
+      goto done;
+    }
   }
-  uint32_t status = 0;
-  if ((fn->flags & RRTO_FWD_MEMO) && memo_get(key, outs, out_total, &status)) goto scatter;
+  if (memo && memo_get(key, outs, out_total, &status)) goto scatter;
 
   for (int i = 0; i < fn->nparams; i++)
     if (ps[i].role == RRTO_R_CREATE) words[i] = take_id();
-  unsigned char stack[4096];
-  unsigned char *data = total <= sizeof stack ? stack : malloc(total);
+  data = total <= sizeof stack ? stack : malloc(total);
   if (!data) {
-    free(outs);
-    return fail(fn, cudaErrorMemoryAllocation, fn->failed);
+    status = fail(fn, cudaErrorMemoryAllocation, fn->failed);
+    goto done;
   }
   unsigned char *q = data;
   uint16_t n16 = (uint16_t)name_len;
@@ -277,17 +354,19 @@ uint32_t rrto_forward(const struct rrto_fwd_fn *fn, const uint64_t *in_words) {
   memcpy(q + 2, words, 8 * (size_t)fn->nparams);
   q += 2 + 8 * (size_t)fn->nparams;
   for (int i = 0; i < fn->nparams; i++) {
-    uint32_t n32;
-    if (ps[i].role == RRTO_R_IN) {
-      n32 = (uint32_t)in_len[i];
+    int role = ps[i].role;
+    if (role != RRTO_R_IN && role != RRTO_R_OUT && role != RRTO_R_ELEMS) continue;
+    if (role != RRTO_R_OUT) {
+      uint32_t n32 = (uint32_t)pd[i].in_len;
       memcpy(q, &n32, 4);
       q += 4;
-      if (n32 != NULL_LEN) {
-        memcpy(q, (const void *)(uintptr_t)in_words[i], n32);
-        q += n32;
+      if (pd[i].in_len != NULL_LEN && pd[i].in_len) {
+        memcpy(q, pd[i].in, pd[i].in_len);
+        q += pd[i].in_len;
       }
-    } else if (ps[i].role == RRTO_R_OUT) {
-      n32 = (uint32_t)out_len[i];
+    }
+    if (role != RRTO_R_IN) {
+      uint32_t n32 = (uint32_t)pd[i].out_len;
       memcpy(q, &n32, 4);
       q += 4;
     }
@@ -296,23 +375,22 @@ uint32_t rrto_forward(const struct rrto_fwd_fn *fn, const uint64_t *in_words) {
   struct rrto_reply rep = {.out = outs, .out_cap = out_total};
   if (fn->flags & RRTO_FWD_BLOCKS) err = rrto_call(RRTO_OP_LIBCALL, NULL, 0, data, total, &rep);
   else err = rrto_post_reply(RRTO_OP_LIBCALL, NULL, 0, data, total, &rep);
-  if (data != stack) free(data);
   if (err) {
     /* The library's own status when the server ran it; else the session failed it. */
     status = rep.nres ? (uint32_t)rep.res[0] : 0;
     for (int i = 0; i < fn->nparams; i++)
       if (ps[i].role == RRTO_R_CREATE) give_id(words[i]);
-    free(outs);
-    if (fn->flags & RRTO_FWD_CUDART) return (uint32_t)rrto_ret(err);
-    return status ? status : fn->failed;
+    if (fn->flags & RRTO_FWD_CUDART) status = (uint32_t)rrto_ret(err);
+    else if (!status) status = fn->failed;
+    goto done;
   }
   if ((fn->flags & RRTO_FWD_BLOCKS) && rep.out_len != out_total) {
     rrto_log("%s: the server answered %zu bytes, %zu expected", fn->name, rep.out_len,
              out_total);
-    free(outs);
-    return fail(fn, cudaErrorUnknown, fn->failed);
+    status = fail(fn, cudaErrorUnknown, fn->failed);
+    goto done;
   }
-  if (fn->flags & RRTO_FWD_MEMO) memo_put(key, outs, out_total, status);
+  if (memo) memo_put(key, outs, out_total, status);
   if (fn->flags & RRTO_FWD_FORGET) memo_forget();
 
 scatter:;
@@ -320,9 +398,21 @@ scatter:;
   for (int i = 0; i < fn->nparams; i++) {
     const struct rrto_fwd_param *p = &ps[i];
     uint64_t w = in_words[i];
-    if (p->role == RRTO_R_OUT && out_len[i]) {
-      memcpy((void *)(uintptr_t)w, outs + off, out_len[i]);
-      off += out_len[i];
+    if ((p->role == RRTO_R_OUT || p->role == RRTO_R_ELEMS) && pd[i].out_len &&
+        pd[i].out_len != NULL_LEN) {
+      memcpy((void *)(uintptr_t)w, outs + off, pd[i].out_len);
+      off += pd[i].out_len;
+    } else if (p->role == RRTO_R_ELEMS && pd[i].handles && p->is_float) {
+      /* descriptors the server filled: their state is what they were filled from */
+      for (size_t j = 0; j < pd[i].in_len / 8; j++) {
+        uint64_t e;
+        memcpy(&e, (const char *)(uintptr_t)w + 8 * j, 8);
+        struct rrto_handle *h = handle_of(e);
+        if (h) {
+          h->base = mix(key, j);
+          h->nslots = 0;
+        }
+      }
     } else if (p->role == RRTO_R_CREATE && words[i]) {
       struct rrto_handle *h = calloc(1, sizeof *h);
       if (!h) continue;   /* the app sees NULL: its next use fails with bad_handle */
@@ -342,10 +432,11 @@ scatter:;
       for (int j = 0; j < fn->nparams; j++) {
         if (j == i) continue;
         if (ps[j].role == RRTO_R_KEY) slot = mix(slot, in_words[j]);
-        else if (ps[j].role == RRTO_R_IN && in_len[j] != NULL_LEN)
-          value = mix_bytes(value, (const void *)(uintptr_t)in_words[j], in_len[j]);
+        else if (pd[j].in_len && pd[j].in_len != NULL_LEN)
+          value = mix_bytes(value, pd[j].in, pd[j].in_len);
         else value = mix(value, words[j]);
       }
+      if (p->prop >= 0) h->prop = in_words[p->prop];
       uint32_t k = 0;
       while (k < h->nslots && k < MAX_SLOTS && h->slots[k].key != slot) k++;
       if (k < MAX_SLOTS) {
@@ -356,6 +447,10 @@ scatter:;
       }
     }
   }
+  if (fn->flags & RRTO_FWD_CUDART) status = (uint32_t)rrto_ret((int)status);
+done:
+  for (int i = 0; i < fn->nparams; i++) free(pd[i].ids);
+  if (data && data != stack) free(data);
   free(outs);
-  return (fn->flags & RRTO_FWD_CUDART) ? (uint32_t)rrto_ret((int)status) : status;
+  return status;
 }

@@ -64,6 +64,7 @@ DEFINITION = re.compile(r'^[A-Za-z_][\w \*]*?\b((?:__)?cuda\w+)\s*\([^;]*?\)\s*\
                         re.M | re.S)
 
 
+VENDOR_LOCAL = re.compile(r'^[a-z][\w \*]*?\b((?:cublas|cudnn)\w*)\s*\([^;]*?\)\s*\{', re.M)
 INTERNAL = '__CUDA_API_VERSION_INTERNAL'   # what the runtime's own build defines
 RENAMED = re.compile(r'^rrto_symbol_(\d+)\s+(\w+)\s*;', re.M)
 
@@ -184,7 +185,8 @@ def generate(include_dir: pathlib.Path, out_dir: pathlib.Path, cc: str = 'gcc') 
     (out_dir / 'rrto_unsupported.c').write_text('\n'.join(stubs))
     errors = driver_errors(include_dir, cc)
     (out_dir / 'rrto_driver_table.h').write_text(driver_table(drv_names, drv_aliases, errors))
-    fwd_names = {f.name for f in forwarded}
+    fwd_names = {f.name for f in forwarded} | set(
+        VENDOR_LOCAL.findall((HERE / 'vendor_local.c').read_text()))
     (out_dir / 'rrto_vendor_stubs.c').write_text(
         vendor_stubs([f for f in vendor if f.name not in fwd_names]))
     (out_dir / 'rrto_forward_table.c').write_text(forward_table(forwarded))
@@ -231,9 +233,9 @@ def forward_table(funcs) -> str:
                                  'forwarded')
             s = p.size
             rows.append('{%s, %d, %d, %d, %d, %d, %d}' % (
-                'RRTO_R_' + p.role.upper(), p.abi in ('f', 'd'),
+                'RRTO_R_' + p.role.upper(), int(bool(s and s.out)),
                 s.param if s else -1, int(s.dtype) if s else 0, s.const if s else 0,
-                s.scale if s else 1, p.prop))
+                s.scale if s else 1, s.type_param if s and s.type_param >= 0 else p.prop))
         flags = ' | '.join(['0'] + [flag for cond, flag in (
             (f.blocks, 'RRTO_FWD_BLOCKS'), ('memo' in f.classes, 'RRTO_FWD_MEMO'),
             (f.stream_work, 'RRTO_FWD_STREAM'), ('forget' in f.classes, 'RRTO_FWD_FORGET'),

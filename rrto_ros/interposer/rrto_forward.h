@@ -10,7 +10,7 @@
 
 enum {
   RRTO_R_VALUE, RRTO_R_USE, RRTO_R_CREATE, RRTO_R_DESTROY, RRTO_R_SET, RRTO_R_KEY,
-  RRTO_R_STREAM, RRTO_R_DEVICE, RRTO_R_KERNEL, RRTO_R_IN, RRTO_R_OUT
+  RRTO_R_STREAM, RRTO_R_DEVICE, RRTO_R_KERNEL, RRTO_R_IN, RRTO_R_OUT, RRTO_R_ELEMS
 };
 enum {
   RRTO_FWD_BLOCKS = 1,   /* writes host memory: the app waits for the answer */
@@ -22,12 +22,14 @@ enum {
 
 struct rrto_fwd_param {
   uint8_t role;
-  uint8_t is_float;
+  uint8_t is_float;      /* elements: 1 when the library writes them (elems_out) */
   int8_t size_param;     /* in/out size: this parameter's value times size_scale ... */
-  uint8_t size_dtype;    /* ... or the size of the data type that handle was created with */
+  uint8_t size_dtype;    /* ... or the size of the data type that handle keeps (1: a
+                          * cudaDataType, 2: a cuDNN scaling factor for a cudnnDataType_t) */
   uint32_t size_const;   /* ... or this many bytes (size_param < 0) */
   uint32_t size_scale;
-  int8_t prop;           /* create: the parameter whose value the handle keeps */
+  int8_t prop;           /* create, set: the parameter whose value the handle keeps;
+                          * elements: the parameter that gives their type */
 };
 
 struct rrto_fwd_fn {

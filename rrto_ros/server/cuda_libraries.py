@@ -95,7 +95,11 @@ class CudaLibraries:
                 cargs.append(int(self._stream_of(a)) or None)
             elif p.role == 'kernel':
                 cargs.append(int(self._function_of(a)))
-            elif p.role in ('in', 'out'):
+            elif p.role == 'elems' and isinstance(a, list):   # the server's handles
+                arr = (ctypes.c_void_p * max(len(a), 1))(*a)
+                keep.append(arr)
+                cargs.append(ctypes.addressof(arr))
+            elif p.role in ('in', 'out', 'elems'):
                 if a is None:
                     cargs.append(None)
                     continue

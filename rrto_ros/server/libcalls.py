@@ -7,6 +7,7 @@ the backend's libraries (``Backend.lib_call``) on the session's context and stre
 from __future__ import annotations
 
 import logging
+import struct
 from typing import Dict, List, Optional, Tuple
 
 from rrto_ros.protocol import forwarding
@@ -82,7 +83,9 @@ class LibraryCalls:
             elif role == 'in':
                 args.append(d.buffers[i])
             elif role == 'out':
-                args.append(bytearray(d.out_sizes[i]))
+                args.append(None if d.out_sizes[i] < 0 else bytearray(d.out_sizes[i]))
+            elif role == 'elems':
+                args.append(self._elements(fn, p, d, i))
             else:   # stream, kernel: the backend maps its own handles
                 args.append(w)
         self.calls += 1
@@ -93,9 +96,32 @@ class LibraryCalls:
                     self.handles[d.words[i]] = args[i].value
                 elif p.role == 'destroy':
                     self.handles.pop(d.words[i], None)
-        outs = b''.join(bytes(a) for p, a in zip(fn.params, args) if p.role == 'out')
+        outs = b''.join(bytes(a) for p, a in zip(fn.params, args)
+                        if p.role in ('out', 'elems') and isinstance(a, bytearray))
         why = '' if status == 0 else f'{fn.name} returned {status} on the server'
         return status, outs, why
+
+    def _elements(self, fn: forwarding.Function, p: forwarding.Param,
+                  d: forwarding.Decoded, i: int) -> object:
+        """A cuDNN attribute's elements: the server's handles (a list) for handle types,
+        else the bytes the app sent, or a buffer for the library to write."""
+        status_of = forwarding.LIB_STATUS[fn.lib]
+        size, is_handle = forwarding.element_size(
+            forwarding.signed(d.words[p.size.type_param], 'i32'))
+        if not size:
+            raise LibError(status_of['invalid_value'], f'{fn.name}: unknown attribute type '
+                           f'{forwarding.signed(d.words[p.size.type_param], "i32")}')
+        buf = d.buffers[i] or b''
+        if is_handle:
+            ids = struct.unpack(f'<{len(buf) // 8}Q', buf[:len(buf) // 8 * 8])
+            missing = [x for x in ids if x and x not in self.handles]
+            if missing:
+                raise LibError(status_of['bad_handle'], f'{fn.name}: element ids {missing[:4]} '
+                               'are not live handles of this session')
+            return [self.handles.get(x) for x in ids]
+        if d.out_sizes[i] > 0:
+            return bytearray(d.out_sizes[i])
+        return buf
 
     def close(self) -> Optional[str]:
         """Destroy what the app left alive (the session ended); the backend knows how."""
