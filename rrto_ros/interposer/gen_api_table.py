@@ -239,7 +239,8 @@ def forward_table(funcs) -> str:
         flags = ' | '.join(['0'] + [flag for cond, flag in (
             (f.blocks, 'RRTO_FWD_BLOCKS'), ('memo' in f.classes, 'RRTO_FWD_MEMO'),
             (f.stream_work, 'RRTO_FWD_STREAM'), ('forget' in f.classes, 'RRTO_FWD_FORGET'),
-            (f.lib == 'cudart', 'RRTO_FWD_CUDART')) if cond])
+            (f.lib == 'cudart', 'RRTO_FWD_CUDART'),
+            ('predict' in f.classes, 'RRTO_FWD_PREDICT')) if cond])
         status = fwd.LIB_STATUS[f.lib]
         params = ', '.join(f'{ABI_C[c.abi]} a{i}' for i, c in enumerate(f.params)) or 'void'
         args = ', '.join(f'a{i}' for i in range(len(f.params)))

@@ -17,7 +17,9 @@ enum {
   RRTO_FWD_MEMO = 2,     /* a repeat with equal arguments and handle states is answered here */
   RRTO_FWD_STREAM = 4,   /* stream work */
   RRTO_FWD_FORGET = 8,   /* changes what memo answers depend on */
-  RRTO_FWD_CUDART = 16   /* returns cudaError_t (and sets the runtime's last error) */
+  RRTO_FWD_CUDART = 16,  /* returns cudaError_t (and sets the runtime's last error) */
+  RRTO_FWD_PREDICT = 32  /* the app acts on its status: a repeat that succeeded before is
+                          * not waited for */
 };
 
 struct rrto_fwd_param {

@@ -34,7 +34,7 @@ MAX_BUFFER = 1 << 20      # one in/out buffer; larger means a wrong size express
 ROLES = ('value', 'use', 'create', 'destroy', 'set', 'key', 'stream', 'device', 'kernel',
          'in', 'out', 'elems')
 HANDLE_ROLES = frozenset({'use', 'create', 'destroy', 'set'})
-CLASSES = ('stream', 'memo', 'forget')
+CLASSES = ('stream', 'memo', 'forget', 'predict')
 
 # Status a library returns when the interposer or server fails the call itself
 # (NOT_SUPPORTED is in the vendor lists; these are the others).
