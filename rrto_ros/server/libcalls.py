@@ -98,6 +98,10 @@ class LibraryCalls:
                     self.handles.pop(d.words[i], None)
         outs = b''.join(bytes(a) for p, a in zip(fn.params, args)
                         if p.role in ('out', 'elems') and isinstance(a, bytearray))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug('%s(%s) -> %d%s', fn.name, ', '.join(
+                f'{p.name}={_show(a)}' for p, a in zip(fn.params, args)), status,
+                f' out {outs[:64].hex()}' if outs else '')
         why = '' if status == 0 else f'{fn.name} returned {status} on the server'
         return status, outs, why
 
@@ -128,3 +132,11 @@ class LibraryCalls:
         left = len(self.handles)
         self.handles.clear()
         return f'{left} library handles left by the app' if left else None
+
+
+def _show(a: object) -> str:
+    if isinstance(a, (bytes, bytearray)):
+        return f'<{len(a)}:{bytes(a[:24]).hex()}>'
+    if isinstance(a, Holder):
+        return f'new:{a.value}'
+    return repr(a)
