@@ -45,9 +45,16 @@ def library(lib: str) -> ctypes.CDLL:
     if lib in _loaded:
         return _loaded[lib]
     tried = []
+    if lib == 'cudnn':   # its engines dlopen cuBLASLt
+        try:
+            library('cublasLt')
+        except CudaError:
+            pass
     for soname in SONAMES[lib]:
         for path in _candidates(soname):
             try:
+                if lib == 'cudnn' and os.path.isabs(path):
+                    _preload_parts(os.path.dirname(path))
                 _loaded[lib] = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
                 return _loaded[lib]
             except OSError as e:
@@ -55,6 +62,19 @@ def library(lib: str) -> ctypes.CDLL:
     raise CudaError(801, f'{lib} is not installed on the server ({", ".join(SONAMES[lib])} '
                     f'not found): pip install nvidia-{lib.lower()}-cu13 (or PyTorch, which '
                     'brings it) on the edge machine')
+
+
+def _preload_parts(directory: str) -> None:
+    """cuDNN 9 dlopens its sub-libraries (graph, engines, heuristics) by soname, which the
+    loader finds only on the library path: load them from the wheel's directory first, as
+    PyTorch does, or cuDNN finds no engine for any graph (and says nothing)."""
+    parts = sorted(glob.glob(os.path.join(directory, 'libcudnn_*.so.9')),
+                   key=lambda p: 'graph' not in p)
+    for part in parts:
+        try:
+            ctypes.CDLL(part, mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            pass   # a part this machine cannot load: cuDNN reports what it misses
 
 
 class CudaLibraries:
