@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import logging
 import os
 import struct
 import sys
@@ -28,6 +29,7 @@ _CTYPE = {'i8': ctypes.c_int8, 'i16': ctypes.c_int16, 'i32': ctypes.c_int32,
           'i64': ctypes.c_int64, 'f': ctypes.c_float, 'd': ctypes.c_double,
           'p': ctypes.c_void_p}
 _loaded: Dict[str, ctypes.CDLL] = {}
+log = logging.getLogger(__name__)
 
 
 def _candidates(soname: str) -> List[str]:
@@ -64,17 +66,29 @@ def library(lib: str) -> ctypes.CDLL:
                     'brings it) on the edge machine')
 
 
+# What cuDNN's engines load by soname besides cuDNN's own parts (runtime-compiled engines
+# need NVRTC), in the order they depend on each other.
+ENGINE_DEPENDENCIES = ('libcudart.so.13', 'libnvrtc.so.13', 'libnvrtc-builtins.so.13*',
+                       'libnvJitLink.so.13', 'libcublasLt.so.13', 'libcublas.so.13')
+
+
 def _preload_parts(directory: str) -> None:
-    """cuDNN 9 dlopens its sub-libraries (graph, engines, heuristics) by soname, which the
-    loader finds only on the library path: load them from the wheel's directory first, as
-    PyTorch does, or cuDNN finds no engine for any graph (and says nothing)."""
-    parts = sorted(glob.glob(os.path.join(directory, 'libcudnn_*.so.9')),
-                   key=lambda p: 'graph' not in p)
-    for part in parts:
+    """cuDNN 9 dlopens its sub-libraries (graph, engines, heuristics) and their CUDA
+    dependencies by soname, which the loader finds only on the library path: load them from
+    the wheels' directories first, as PyTorch does, or cuDNN finds no engine for any graph
+    (and says nothing)."""
+    paths = []
+    for dep in ENGINE_DEPENDENCIES:
+        for root in sys.path:
+            paths += sorted(glob.glob(os.path.join(root, 'nvidia', '*', 'lib', dep)))[:1]
+    paths += sorted(glob.glob(os.path.join(directory, 'libcudnn_*.so.9')),
+                    key=lambda p: 'graph' not in p)
+    for path in paths:
         try:
-            ctypes.CDLL(part, mode=ctypes.RTLD_GLOBAL)
-        except OSError:
-            pass   # a part this machine cannot load: cuDNN reports what it misses
+            ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+        except OSError as e:
+            log.warning('cuDNN needs %s, which does not load here (%s): its engines that '
+                        'need it are missing', os.path.basename(path), e)
 
 
 class CudaLibraries:
