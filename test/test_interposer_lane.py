@@ -268,3 +268,21 @@ def _closed_port() -> int:
     """A port nothing listens on."""
     with socket.create_server(('127.0.0.1', 0)) as s:
         return s.getsockname()[1]
+
+
+@pytest.mark.parametrize('source', ['distribution', 'pyzmq wheel'])
+def test_the_lane_works_with_either_libsodium(local_answers, interposer, source):
+    """Debian's/Ubuntu's libsodium23, or the copy in pyzmq's wheel (a machine without the
+    distribution's package, e.g. a venv from a wheelhouse)."""
+    from rrto_ros.client.lane import pyzmq_bundled_sodium, SODIUM_SONAME, sodium_library
+    libs = [SODIUM_SONAME] if source == 'distribution' else pyzmq_bundled_sodium()
+    lib = sodium_library(libs) if libs else ''
+    if not lib:
+        pytest.skip(f'no libsodium from the {source} here')
+    lane = FakeLane(memset_then_echo)
+    try:
+        r, agent = run(local_answers, interposer, describe(lane.port, sodium=lib))
+    finally:
+        lane.close()
+    assert r.returncode == 0 and '[rrto]' not in r.stderr, r.stderr
+    assert [(q.start, q.end) for q in lane.requests if not q.quiet][:3] == [(0, 3)] * 3

@@ -16,9 +16,9 @@ import pytest
 import zmq
 import zmq.auth as zmq_auth
 
-from rrto_ros.client.lane import _pyzmq_bundled
 from rrto_ros.client.lane import lane_address
 from rrto_ros.client.lane import lane_descriptor
+from rrto_ros.client.lane import pyzmq_bundled_sodium
 from rrto_ros.client.lane import sodium_library
 from rrto_ros.client.lane import SODIUM_SONAME
 from rrto_ros.client.uplink import Uplink
@@ -139,8 +139,8 @@ def test_lane_address_and_descriptor():
 def test_the_libsodium_the_interposer_loads():
     """The distribution's libsodium23 or pyzmq's bundled copy; none: '' (lane off)."""
     found = sodium_library()
-    assert found in (SODIUM_SONAME, *_pyzmq_bundled()) and found
-    for lib in [SODIUM_SONAME] + _pyzmq_bundled():
+    assert found in (SODIUM_SONAME, *pyzmq_bundled_sodium()) and found
+    for lib in [SODIUM_SONAME] + pyzmq_bundled_sodium():
         assert sodium_library([lib]) == lib    # each has every symbol lane.c calls
     assert sodium_library(['/nonexistent/libsodium.so.23', 'libc.so.6', '/a b/x.so']) == ''
 

@@ -25,7 +25,7 @@ SODIUM_SYMBOLS = ('sodium_init', 'randombytes_buf', 'crypto_generichash',
                   'crypto_aead_xchacha20poly1305_ietf_decrypt', 'sodium_memzero')
 
 
-def _pyzmq_bundled() -> list:
+def pyzmq_bundled_sodium() -> list:
     """The libsodium that pyzmq's manylinux wheels ship next to their libzmq (on machines
     where ZeroMQ came from PyPI rather than the distribution)."""
     try:
@@ -41,7 +41,7 @@ def sodium_library(candidates: Sequence[str] = ()) -> str:
     """The libsodium the interposer is to load: the first of ``candidates`` (default: the
     distribution's, then pyzmq's bundled copy) that loads here and has what the lane needs;
     '' when none does."""
-    for lib in candidates or [SODIUM_SONAME] + _pyzmq_bundled():
+    for lib in candidates or [SODIUM_SONAME] + pyzmq_bundled_sodium():
         if any(c.isspace() for c in lib):
             continue   # the lane descriptor is space-separated
         try:
