@@ -1,6 +1,7 @@
 # Copyright 2026 rrto_ros authors. Apache-2.0.
 """Summarise the runs of ``bench/ab_replay.sh`` (replay at ``edge``, two builds interleaved)
-into one JSON: per run the replay latency, the physical floor and their ratio.
+into one JSON: per run the replay latency, the physical floor and their ratio (cuda; emu has
+no native run, hence no floor), and per build the medians, with new over base.
 
     python bench/ab_summary.py DIR [--command ...] [--out DIR/ab_summary.json]
 """
@@ -22,20 +23,31 @@ def summarise(folder: pathlib.Path) -> dict:
         if not m:
             continue
         d = json.loads(f.read_text())
-        by = {r['mode']: r for r in d['results']}
-        t = d['targets']['edge']
+        by = {(r['mode'], r['link']): r for r in d['results']}
+        replay = by[('replay', 'edge')]
+        local = next((r for r in d['results'] if r['mode'] == 'local'), None)
+        t = d['targets'].get('edge', {})
         runs.append({'build': m.group(1), 'round': int(m.group(2)),
-                     'replay_ms_p50': t['replay_ms_p50'],
-                     'replay_ms_p95': by['replay']['latency_ms_p95'],
-                     'local_ms_p50': by['local']['latency_ms_p50'],
-                     'floor_ms': t['floor_ms'], 'replay_over_floor': t['replay_over_floor'],
-                     'identical_to_native': by['replay']['identical_to_native'],
+                     'replay_ms_p50': replay['latency_ms_p50'],
+                     'replay_ms_p95': replay['latency_ms_p95'],
+                     'bytes_per_inference': replay['bytes_per_inference'],
+                     'local_ms_p50': local['latency_ms_p50'] if local else None,
+                     'floor_ms': t.get('floor_ms'),
+                     'replay_over_floor': t.get('replay_over_floor'),
+                     'identical_to_native': replay['identical_to_native'],
                      'device': d['device']})
-    out = {'runs': runs, 'median_replay_over_floor': {}}
+    out = {'runs': runs, 'median_replay_ms_p50': {}, 'median_replay_over_floor': {}}
     for build in ('base', 'new'):
-        ratios = [r['replay_over_floor'] for r in runs if r['build'] == build]
+        mine = [r for r in runs if r['build'] == build]
+        if mine:
+            out['median_replay_ms_p50'][build] = statistics.median(
+                r['replay_ms_p50'] for r in mine)
+        ratios = [r['replay_over_floor'] for r in mine if r['replay_over_floor'] is not None]
         if ratios:
             out['median_replay_over_floor'][build] = statistics.median(ratios)
+    med = out['median_replay_ms_p50']
+    if 'base' in med and 'new' in med:
+        out['new_over_base'] = round(med['new'] / med['base'], 4)
     return out
 
 
@@ -48,7 +60,8 @@ def main() -> int:
     result = {'command': a.command, **summarise(a.folder)}
     out = a.out or a.folder / 'ab_summary.json'
     out.write_text(json.dumps(result, indent=2) + '\n')
-    print(json.dumps(result['median_replay_over_floor']))
+    print(json.dumps({k: result.get(k) for k in ('median_replay_ms_p50',
+                      'median_replay_over_floor', 'new_over_base')}))
     return 0
 
 

@@ -54,9 +54,12 @@ def main() -> int:
     ap.add_argument('--out', type=pathlib.Path, required=True, help='JSON; the PNG goes '
                     'next to it')
     ap.add_argument('--no-plot', action='store_true', help='skip the PNG')
+    ap.add_argument('--security', choices=('open', 'curve'), default='open',
+                    help='of the link: open, or curve (keys made for the run); the replay '
+                    'lane is encrypted either way')
     a = ap.parse_args()
     cfg = harness.Config(a.backend, a.examples / 'cnn_infer', ROOT, a.inferences, a.warmup,
-                         a.seed)
+                         a.seed, security=a.security)
     try:
         cfg.validate()
     except ValueError as e:
@@ -74,6 +77,7 @@ def main() -> int:
         'date': time.strftime('%Y-%m-%d %H:%M'),
         'device': harness.device_name(a.backend),
         'backend': a.backend,
+        'security': a.security,
         'program': f'build/examples/cnn_infer {a.inferences} {a.seed}',
         'inferences': a.inferences,
         'warmup': a.warmup,

@@ -45,9 +45,9 @@ class LocalStack:
                  client_options: Optional[dict] = None, security: str = 'open') -> None:
         """``link``: a profile of rrto_ros.bench.link (``loopback``, ``edge``, ``cloud``):
         the client then reaches the server through that link emulator, run as its own
-        process. None: a direct connection. ``security``: ``open`` (the replay lane, what
-        most tests and the benchmarks measure) or ``curve`` (keys made in a temporary
-        directory, the robot allowed; no lane)."""
+        process. None: a direct connection. ``security``: ``open`` (what most tests and
+        the benchmarks measure) or ``curve`` (keys made in a temporary directory, the robot
+        allowed); the replay lane is encrypted with either."""
         # A known lane port, so that a link emulator can carry the lane too.
         lane_port = free_tcp_port()
         self._tmp = tempfile.TemporaryDirectory(prefix='rrto-')

@@ -14,8 +14,10 @@ from typing import Callable, List, Optional
 import pytest
 
 from fake_agent import FakeAgent
+from rrto_ros.client.lane import default_sodium_library
 from rrto_ros.client.replay_table import compile_table
 from rrto_ros.protocol import agent_wire as wire
+from rrto_ros.protocol import lane_seal
 from rrto_ros.protocol import lane_wire
 from rrto_ros.protocol.ops import Op
 from rrto_ros.record.calls import Call
@@ -26,15 +28,22 @@ CUDA_ERROR_DEVICES_UNAVAILABLE = 46
 NOTE_BLOCKING, NOTE_LOST = 1, 2
 
 
+KEY = b'\x33' * lane_seal.KEY_BYTES
+
+
 class FakeLane:
-    """The server's end of a lane: acknowledges the hello (unless ``ack`` is False) and
-    answers each request with ``answer(request)`` (None: no answer)."""
+    """The server's end of a lane: answers the hello and checks the app's proof with
+    ``key`` (unless ``ack`` is False: it closes after the hello), then answers each request
+    with ``answer(request)`` (None: no answer), sealed (``tamper`` flips a bit of the
+    sealed answers)."""
 
     def __init__(self, answer: Callable[[lane_wire.LaneRequest], Optional[List[bytes]]],
-                 ack: bool = True) -> None:
-        self.answer, self.ack = answer, ack
+                 ack: bool = True, key: bytes = KEY, tamper: bool = False) -> None:
+        self.answer, self.ack, self.key, self.tamper = answer, ack, key, tamper
         self.requests: List[lane_wire.LaneRequest] = []
         self.hello = b''
+        self.refused = ''
+        self.raw = b''          # every byte the app sent after its hello
         self._sock = socket.create_server(('127.0.0.1', 0))
         self.port = self._sock.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()
@@ -42,21 +51,41 @@ class FakeLane:
     def _serve(self) -> None:
         conn, _ = self._sock.accept()
         with conn:
-            while len(self.hello) < len(lane_wire.LANE_HELLO) + lane_wire.SID_BYTES:
-                self.hello += conn.recv(64)
+            size = len(lane_wire.LANE_HELLO) + lane_wire.SID_BYTES + lane_seal.RANDOM_BYTES
+            while len(self.hello) < size:
+                self.hello += conn.recv(size - len(self.hello))
             if not self.ack:
                 return
-            conn.sendall(lane_wire.LANE_ACK)
-            reader = lane_wire.RequestReader(1 << 20)
+            mine = lane_seal.new_random()
+            conn.sendall(mine)
+            ckey = lane_seal.connection_key(self.key, self.hello[-lane_seal.RANDOM_BYTES:],
+                                            mine)
+            opener = lane_seal.Opener(ckey, lane_seal.TO_SERVER, 1 << 20)
+            sealer = lane_seal.Sealer(ckey, lane_seal.TO_APP)
+            proven = False
             while True:
                 data = conn.recv(1 << 16)
                 if not data:
                     return
-                for req in reader.feed(data):
+                self.raw += data
+                try:
+                    frames = opener.feed(data)
+                except lane_seal.LaneAuthError as e:
+                    self.refused = str(e)
+                    return
+                for frame in frames:
+                    if not proven:
+                        proven = frame == lane_seal.PROOF
+                        conn.sendall(sealer.seal(lane_wire.LANE_ACK))
+                        continue
+                    req = lane_wire.request_of(frame)
                     self.requests.append(req)
                     reply = self.answer(req)
                     if reply is not None:
-                        conn.sendall(b''.join(reply))
+                        record = bytearray(sealer.seal(b''.join(reply)))
+                        if self.tamper:
+                            record[-1] ^= 1
+                        conn.sendall(bytes(record))
 
     def close(self) -> None:
         self._sock.close()
@@ -108,8 +137,10 @@ def lines(r) -> dict:
     return {ln.split()[0]: ln.split()[1:] for ln in r.stdout.splitlines()}
 
 
-def describe(port: int, timeout_ms: int = 5000, sid: bytes = b'\x5a' * 16) -> bytes:
-    return lane_wire.describe('127.0.0.1', port, timeout_ms / 1000, sid)
+def describe(port: int, timeout_ms: int = 5000, sid: bytes = b'\x5a' * 16,
+             sodium: str = '') -> bytes:
+    return lane_wire.describe('127.0.0.1', port, timeout_ms / 1000, sid, KEY,
+                              sodium or default_sodium_library())
 
 
 def test_replay_goes_on_the_lane_and_a_divergence_settles_it_first(local_answers, interposer):
@@ -126,7 +157,8 @@ def test_replay_goes_on_the_lane_and_a_divergence_settles_it_first(local_answers
     out = lines(r)
     for k in range(N):   # replayed: the lane's answer (1s, then the input); else the agent's
         assert out[f'iter{k}'] == ['0', '0', '0', '1', str(k if k in (2, 3, 4) else 0xee)]
-    assert lane.hello == lane_wire.LANE_HELLO + b'\x5a' * 16
+    assert lane.hello[:-lane_seal.RANDOM_BYTES] == lane_wire.LANE_HELLO + b'\x5a' * 16
+    assert bytes([2]) * 64 not in lane.raw       # the inputs travelled encrypted
     # Iterations 2..4 replayed on the lane: one blocking range each, with the input.
     blocking = [q for q in lane.requests if not q.quiet and q.start < q.end]
     assert [(q.seq_id, q.start, q.end, bytes(q.payload)) for q in blocking] == \
@@ -167,16 +199,23 @@ def test_a_silent_lane_loses_the_session_and_says_so(local_answers, interposer):
 
 
 @pytest.mark.parametrize('case, says', [
-    ('refused', 'no replay lane to the rrto server at 127.0.0.1'),
+    ('refused', 'the server did not accept it'),
     ('closed port', 'no replay lane to the rrto server at 127.0.0.1'),
     ('malformed', 'malformed replay lane description'),
+    ('wrong key', 'the server refused its key'),
+    ('no libsodium', 'cannot be loaded (/nonexistent/libsodium.so.23: cannot open shared '
+     'object file'),
 ])
 def test_without_a_usable_lane_replays_go_through_the_client_node(local_answers, interposer,
                                                                   case, says):
-    lane = FakeLane(memset_then_echo, ack=False)
+    lane = FakeLane(memset_then_echo, ack=case != 'refused',
+                    key=b'\x34' * 32 if case == 'wrong key' else KEY)
     desc = {'refused': lambda: describe(lane.port),
             'closed port': lambda: describe(_closed_port()),
-            'malformed': lambda: b'lane 127.0.0.1 not-a-port'}[case]()
+            'malformed': lambda: b'lane 127.0.0.1 not-a-port',
+            'wrong key': lambda: describe(lane.port),
+            'no libsodium': lambda: describe(lane.port,
+                                             sodium='/nonexistent/libsodium.so.23')}[case]()
     try:
         r, agent = run(local_answers, interposer, desc)
     finally:
@@ -187,6 +226,25 @@ def test_without_a_usable_lane_replays_go_through_the_client_node(local_answers,
     # Iterations 2..4 and the prefix flushed at the change, all through the client node.
     assert [q.args for q in runs] == [(SEQ_ID, 0, 3)] * 3 + [(SEQ_ID, 0, 1)]
     assert not any(q.op == Op.REPLAY_NOTE for q in agent.received)
+    if case == 'wrong key':
+        assert 'does not authenticate' in lane.refused and not lane.requests
+    if case == 'no libsodium':
+        assert 'Install libsodium23 (sudo apt-get install libsodium23)' in r.stderr
+        assert lane.hello == b''              # nothing went out on the lane, plain or not
+
+
+def test_an_answer_that_does_not_authenticate_loses_the_session(local_answers, interposer):
+    lane = FakeLane(memset_then_echo, tamper=True)
+    try:
+        r, agent = run(local_answers, interposer, describe(lane.port))
+    finally:
+        lane.close()
+    out = lines(r)
+    assert out['iter2'][2] == str(CUDA_ERROR_DEVICES_UNAVAILABLE)   # the result copy
+    assert r.stderr.count('[rrto]') == 1 and \
+        'received a record that does not authenticate' in r.stderr
+    lost = [q for q in agent.received if q.op == Op.REPLAY_NOTE and q.args[3] & NOTE_LOST]
+    assert len(lost) == 1 and b'does not authenticate' in lost[0].data
 
 
 def test_the_client_node_withdraws_the_table_in_its_answer_to_a_note(local_answers,
@@ -210,3 +268,21 @@ def _closed_port() -> int:
     """A port nothing listens on."""
     with socket.create_server(('127.0.0.1', 0)) as s:
         return s.getsockname()[1]
+
+
+@pytest.mark.parametrize('source', ['distribution', 'pyzmq wheel'])
+def test_the_lane_works_with_either_libsodium(local_answers, interposer, source):
+    """Debian's/Ubuntu's libsodium23, or the copy in pyzmq's wheel (a machine without the
+    distribution's package, e.g. a venv from a wheelhouse)."""
+    from rrto_ros.client.lane import pyzmq_bundled_sodium, SODIUM_SONAME, sodium_library
+    libs = [SODIUM_SONAME] if source == 'distribution' else pyzmq_bundled_sodium()
+    lib = sodium_library(libs) if libs else ''
+    if not lib:
+        pytest.skip(f'no libsodium from the {source} here')
+    lane = FakeLane(memset_then_echo)
+    try:
+        r, agent = run(local_answers, interposer, describe(lane.port, sodium=lib))
+    finally:
+        lane.close()
+    assert r.returncode == 0 and '[rrto]' not in r.stderr, r.stderr
+    assert [(q.start, q.end) for q in lane.requests if not q.quiet][:3] == [(0, 3)] * 3

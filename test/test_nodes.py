@@ -224,7 +224,7 @@ def test_nodes_start_from_the_yaml_files(ros, tmp_path):
     assert robot['security'] == edge['security'] == 'curve'
     assert client.get_parameter('security').value == server.get_parameter('security').value \
         == 'curve'
-    assert client.core.curve is not None and server.server.lane_port is None
+    assert client.core.curve is not None and server.server.lane_port   # encrypted lane
     assert robot['curve_secret_key_file'] == keys.robot_secret_file()
     assert robot['curve_server_key_file'] == keys.server_public_file()
     assert edge['curve_secret_key_file'] == keys.server_secret_file()

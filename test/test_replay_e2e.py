@@ -147,3 +147,21 @@ def test_replay_mode_without_repetition_stays_forwarding(examples_dir, backend):
     assert r.returncode == 0, r.stderr
     assert s['replay_started_at'] == -1 and s['phase'] == 'recording'
     assert s['divergences'] == 0 and s['departures'] == 0
+
+
+def test_without_libsodium_the_lane_is_off_and_says_what_to_install(
+        examples_dir, backend, reference, monkeypatch, caplog):
+    """A robot where the client node finds no libsodium (simulated): no lane, never a plain
+    one; one line names the package; replays go through the client node, same results."""
+    import logging
+    from rrto_ros.client import session as client_session
+    monkeypatch.setattr(client_session, 'default_sodium_library', lambda: '')
+    caplog.set_level(logging.WARNING, 'rrto_ros')
+    with LocalStack(backend, 'replay') as stack:
+        r = stack.run([str(examples_dir / 'cnn_infer'), str(N)], timeout=600)
+        s = stack.last_session()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == reference and s['lane_requests'] == 0
+    said = [m.getMessage() for m in caplog.records if 'no replay lane' in m.getMessage()]
+    assert len(said) == 1 and 'Install libsodium23 (sudo apt-get install libsodium23)' in \
+        said[0], said

@@ -7,7 +7,8 @@ rejections (ProtocolError, WireError, LaneClosed) are the expected outcome of a 
 any other exception is a bug and ends the run as a crash. The targets are
     server      the server's request decoding and its session dispatch (an emu session
                 executes every request that decodes; its replies must decode on the client)
-    lane        the replay lane's framing (hello, requests) on the server, then dispatch
+    lane        the replay lane on the server: hello, sealed records (lane_seal) and
+                the requests they hold, then dispatch
     agent       the client node's local-socket framing and request checks
     reply       the client node's decoding of the server's replies
 
@@ -36,6 +37,7 @@ if atheris is not None and __name__ == '__main__':   # a fuzzing run: coverage o
     with atheris.instrument_imports(include=['rrto_ros']):
         import msgpack
         from rrto_ros.protocol import agent_wire
+        from rrto_ros.protocol import lane_seal
         from rrto_ros.protocol import lane_wire
         from rrto_ros.protocol import messages
         from rrto_ros.protocol.ops import Op
@@ -46,6 +48,7 @@ if atheris is not None and __name__ == '__main__':   # a fuzzing run: coverage o
 else:
     import msgpack
     from rrto_ros.protocol import agent_wire
+    from rrto_ros.protocol import lane_seal
     from rrto_ros.protocol import lane_wire
     from rrto_ros.protocol import messages
     from rrto_ros.protocol.ops import Op
@@ -171,30 +174,67 @@ def target_server(data: bytes) -> None:
     _session().run(req)
 
 
-_LANE_SOCKS: List[socket.socket] = []
+class _LaneSink:
+    """Stands for a lane's socket: keeps the last bytes the server sent (never a full
+    socket buffer, however many lanes a run makes)."""
+
+    last = b''
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def setsockopt(self, *args) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return -1
+
+    def sendmsg(self, buffers) -> int:
+        self.last = b''.join(bytes(b) for b in buffers)
+        return len(self.last)
 
 
-def _lane_socket() -> socket.socket:
-    """One connected TCP socket the fuzzed lanes are built on (they never read from it)."""
-    if not _LANE_SOCKS:
-        listener = socket.create_server(('127.0.0.1', 0))
-        client = socket.create_connection(listener.getsockname())
-        server, _ = listener.accept()
-        listener.close()
-        _LANE_SOCKS.extend([server, client])
-    return _LANE_SOCKS[0]
+LANE_KEY = b'\x42' * lane_seal.KEY_BYTES     # the fuzzed session's lane key
+APP_RANDOM = b'\x24' * lane_seal.RANDOM_BYTES
+
+
+def _proven_lane() -> 'tuple[lanes.ServerLane, lane_seal.Sealer]':
+    """A lane past its authentication, and the sealer of the app's records on it."""
+    sink = _LaneSink()
+    lane = lanes.ServerLane(sink, 1 << 20)
+    lane._feed(memoryview(lane_wire.LANE_HELLO + _session().session.sid + APP_RANDOM))
+    lane.greet(LANE_KEY)
+    app = lane_seal.Sealer(lane_seal.connection_key(LANE_KEY, APP_RANDOM, sink.last),
+                           lane_seal.TO_SERVER)
+    lane._feed(memoryview(app.seal(lane_seal.PROOF)))
+    return lane, app
 
 
 def target_lane(data: bytes) -> None:
+    """Mode 0: raw bytes from the first byte on (the hello, records that do not
+    authenticate); 1: bytes after an authenticated hello (record framing); 2: frames the
+    fuzzer seals, one per length-prefixed piece (the requests inside records)."""
     r = Reader(data)
-    lane = lanes.ServerLane(_lane_socket(), 1 << 20)
-    if r.byte() & 1:   # a valid hello first, to reach the request framing
-        lane._feed(memoryview(lane_wire.LANE_HELLO + _session().session.sid))
+    mode = r.byte() % 3
+    step = 1 + r.byte()
     body = r.rest()
-    step = max(1 + r.byte(), len(body) // 64)   # any chunking, at most 64 reads an input
     try:
-        for i in range(0, len(body), step):
-            for lreq in lane._feed(memoryview(body[i:i + step])):
+        if mode == 0:
+            lane = lanes.ServerLane(_LaneSink(), 1 << 20)
+            chunks = [body[i:i + step] for i in range(0, len(body), max(step, len(body) // 64))]
+        else:
+            lane, app = _proven_lane()
+            if mode == 1:
+                chunks = [body[i:i + step]
+                          for i in range(0, len(body), max(step, len(body) // 64))]
+            else:
+                chunks, at = [], 0
+                while at < len(body) and len(chunks) < 64:
+                    n = body[at]
+                    chunks.append(app.seal(body[at + 1:at + 1 + n]))
+                    at += 1 + n
+        for chunk in chunks:
+            for lreq in lane._feed(memoryview(chunk)):
                 _session().run(messages.Request(
                     lane.sid, lreq.seq, Op.REPLAY_RUN, [lreq.seq_id, lreq.start, lreq.end],
                     [lreq.payload] if lreq.payload else [], lreq.quiet))
@@ -259,7 +299,10 @@ def seeds(target: str) -> List[bytes]:
                 bytes([1, int(Op.MEMCPY_HTOD), 3, 0, 0, 1, 0, 1, 0, 0, 1]) + b'data']
     if target == 'lane':
         req = lane_wire.encode_request(1, 1, 0, 1, b'payload', quiet=False)
-        return [b'\x01\x10' + req, b'\x00\x03' + lane_wire.LANE_HELLO + sid + req]
+        barrier = lane_wire.encode_request(2, 1, 1, 1)
+        return [b'\x02\x10' + bytes([len(req)]) + req + bytes([len(barrier)]) + barrier,
+                b'\x00\x03' + lane_wire.LANE_HELLO + sid + APP_RANDOM,
+                b'\x01\x08' + lane_seal.LEN.pack(len(req) + lane_seal.TAG_BYTES) + req]
     if target == 'agent':
         return [agent_wire.encode_request(Op.HELLO, [1, agent_wire.PROTO_VERSION], b'/bin/x'),
                 agent_wire.encode_request(Op.MODULE_LOAD, [1, 0, 4], b'abcd'),
@@ -285,10 +328,11 @@ def c_seeds() -> List[bytes]:
     reply = w.REP.pack(w.MAGIC, 0, 1, 4, 2, w.R_TABLE) + struct.pack('<Q', 1) + b'abcd' + \
         struct.pack('<I', len(table)) + table
     message = w.REP.pack(w.MAGIC, 5, 0, 5, 2, w.R_MESSAGE) + b'hello'
-    lane = b''.join(lane_wire.encode_reply(5, 700, [], b'', 'a quiet range failed')) + \
-        b''.join(lane_wire.encode_reply(1000, 0, [1, 2], b'data', 'done'))
-    return [b'\0' + table, b'\1' + lane_wire.describe('127.0.0.1', 7000, 1.0, b'\1' * 16),
-            b'\2' + reply + message, b'\3' + lane]
+    frames = [b''.join(lane_wire.encode_reply(5, 700, [], b'', 'a quiet range failed')),
+              b''.join(lane_wire.encode_reply(1000, 0, [1, 2], b'data', 'done'))]
+    lane = b''.join(struct.pack('<I', len(f)) + f for f in frames)
+    desc = lane_wire.describe('127.0.0.1', 7000, 1.0, b'\1' * 16, b'\2' * 32, 'libsodium.so.23')
+    return [b'\0' + table, b'\1' + desc, b'\2' + reply + message, b'\3' + lane]
 
 
 # ----------------------------------------------------------- engines

@@ -53,6 +53,7 @@ class Config:
     warmup: int = 10
     seed: int = 1
     offload_server: Optional[pathlib.Path] = None   # a built cnn_serve; built when None
+    security: str = 'open'            # of the link (LocalStack): open or curve
 
     def validate(self) -> None:
         if self.backend not in ('emu', 'cuda'):
@@ -185,7 +186,8 @@ class Bench:
             if os.path.exists(p):
                 os.unlink(p)
         emulated = None if link == 'loopback' else link
-        with LocalStack(self.cfg.backend, mode, server_process=True, link=emulated) as stack:
+        with LocalStack(self.cfg.backend, mode, server_process=True, link=emulated,
+                        security=self.cfg.security) as stack:
             prime = stack.run(self.cfg.app_cmd(1), timeout=self.cfg.app_timeout_s)
             if prime.returncode != 0:
                 raise RuntimeError(f'first run (1 inference) exited with {prime.returncode}: '

@@ -16,13 +16,16 @@ from typing import Callable, Dict, Optional
 import zmq
 
 from rrto_ros.client.config import ClientConfig
+from rrto_ros.client.lane import default_sodium_library
 from rrto_ros.client.lane import lane_descriptor
+from rrto_ros.client.lane import SODIUM_PACKAGE
 from rrto_ros.client.replayer import ClientReplay
 from rrto_ros.client.uplink import HandshakeFailed
 from rrto_ros.client.uplink import LinkStats
 from rrto_ros.client.uplink import ServerLost
 from rrto_ros.client.uplink import Uplink
 from rrto_ros.protocol import agent_wire as wire
+from rrto_ros.protocol import lane_seal
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.ops import Op
@@ -275,21 +278,32 @@ class ClientSession:
         self._open = True
         log.info('session %s opened on %s (%s backend, mode %s)', self.label,
                  self.config.server_endpoint, reply.extra.get('backend', '?'), self.mode)
-        self._reply(0, [1], self._lane_for_app(lane_port))
+        self._reply(0, [1], self._lane_for_app(lane_port, reply.extra.get('lane_key')))
 
-    def _lane_for_app(self, port: Optional[int]) -> bytes:
-        """Where the app's interposer finds the replay lane the server announced (b'': no
-        lane; replays then go through this node)."""
+    def _lane_for_app(self, port: Optional[int], key: object) -> bytes:
+        """What the app's interposer needs to reach the replay lane the server announced and
+        seal it (b'': no lane; replays then go through this node)."""
         cfg = self.config
         if not cfg.replay_lane or not port or not cfg.server_endpoint.startswith('tcp://'):
             return b''
+        slower = 'replays go through this node, about 1 ms slower per inference on an edge link'
+        if not isinstance(key, bytes) or len(key) != lane_seal.KEY_BYTES:
+            log.warning('session %s: no replay lane: the server announced one without a '
+                        'valid lane key (an rrto server of another version?); %s', self.label,
+                        slower)
+            return b''
+        sodium = default_sodium_library()
+        if not sodium:
+            log.warning('session %s: no replay lane: it is encrypted with libsodium, which '
+                        'is not installed here; %s. Install %s.', self.label, slower,
+                        SODIUM_PACKAGE)
+            return b''
         try:
             return lane_descriptor(cfg.server_endpoint, port, cfg.lane_endpoint,
-                                   cfg.server_timeout_s, self.uplink.sid)
+                                   cfg.server_timeout_s, self.uplink.sid, key, sodium)
         except OSError as e:
-            log.warning('session %s: no replay lane (%s); replays go through this node, '
-                        'about 1 ms slower per inference on an edge link. Check '
-                        'lane_endpoint.', self.label, e)
+            log.warning('session %s: no replay lane (%s); %s. Check lane_endpoint.',
+                        self.label, e, slower)
             return b''
 
     def _noted(self, req: wire.AgentRequest) -> None:

@@ -1,22 +1,28 @@
 /* The replay lane: this process's own TCP connection to the rrto server, which carries the
  * replay hot path (REPLAY_RUN and its answer) without a hop through the client node.
- * rrto_ros/protocol/lane_wire.py is the server's side and says why.
+ * rrto_ros/protocol/lane_wire.py is the server's side and says why; lane_seal.py says how
+ * the lane is encrypted and authenticated (libsodium's XChaCha20-Poly1305, one key per
+ * connection derived from the session's lane key, counted nonces).
  *
- * The client node describes the lane in its hello reply ("lane HOST PORT TIMEOUT_MS SID");
- * the first replayed range connects. A lane that cannot be opened is logged once and
- * replays go through the client node (slower, same results). An open lane that fails, or
- * stays silent for the timeout, loses the session, as the client node's connection would:
- * the client node is told (REPLAY_NOTE, RRTO_NOTE_LOST) and the app's calls fail.
+ * The client node describes the lane in its hello reply ("lane HOST PORT TIMEOUT_MS SID
+ * KEY SODIUM"); the first replayed range loads libsodium (SODIUM: the client node found
+ * it), connects and authenticates. A lane that cannot be opened is logged once and replays
+ * go through the client node (slower, same results); nothing travels on the lane in plain.
+ * An open lane that fails, stays silent for the timeout or sends a record that does not
+ * authenticate, loses the session, as the client node's connection would: the client node
+ * is told (REPLAY_NOTE, RRTO_NOTE_LOST) and the app's calls fail.
  * Every range run here is noted to the client node, which keeps the session's statistics;
  * a blocking range's note is answered while the server works, so it costs no extra wait.
  * All functions run with the transport lock held. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -26,13 +32,19 @@
 #include "rrto.h"
 
 enum { LANE_NONE, LANE_DESCRIBED, LANE_OPEN, LANE_LOST };
+enum { TO_SERVER = 0, TO_APP = 1 };   /* directions, part of each nonce (lane_seal.py) */
+#define RECORD_MAX ((size_t)1 << 31)   /* largest frame accepted from the server */
 
 static struct {
   int state;
   int fd;
-  char host[64], port[8];
+  char host[64], port[8], sodium[512];
   int timeout_ms;
   unsigned char sid[16];
+  unsigned char key[RRTO_LANE_KEY_BYTES];    /* the session's lane key */
+  unsigned char ckey[RRTO_LANE_KEY_BYTES];   /* this connection's */
+  uint64_t sealed, opened;  /* records sent and received on this connection */
+  int forged;               /* the last record received did not authenticate */
   uint64_t seq;            /* number of the last request sent */
   uint64_t settled;        /* every request up to this one has run */
   uint64_t last[2];        /* sequence id and end of the last range sent */
@@ -40,6 +52,131 @@ static struct {
   char deferred_msg[512];
   uint64_t bytes_up, bytes_down, rtt_ns;
 } L = {.state = LANE_NONE, .fd = -1};
+
+/* Record buffers: a frame to seal, a sealed record, a received frame. */
+static struct buf {
+  unsigned char *p;
+  size_t cap, len;
+} Plain, Box, In;
+
+static int grow(struct buf *b, size_t n) {
+  if (n <= b->cap) return 0;
+  unsigned char *p = realloc(b->p, n);
+  if (!p) return -1;
+  b->p = p;
+  b->cap = n;
+  return 0;
+}
+
+/* libsodium, loaded on first use: the interposer links nothing but libc. */
+static struct {
+  int ok;
+  int (*init)(void);
+  void (*random)(void *, size_t);
+  int (*hash)(unsigned char *, size_t, const unsigned char *, unsigned long long,
+              const unsigned char *, size_t);
+  int (*seal)(unsigned char *, unsigned long long *, const unsigned char *,
+              unsigned long long, const unsigned char *, unsigned long long,
+              const unsigned char *, const unsigned char *, const unsigned char *);
+  int (*open)(unsigned char *, unsigned long long *, unsigned char *, const unsigned char *,
+              unsigned long long, const unsigned char *, unsigned long long,
+              const unsigned char *, const unsigned char *);
+  void (*wipe)(void *, size_t);
+} S;
+
+/* Loads libsodium (`lib`: a soname or a path); NULL or why not. */
+static const char *load_sodium(const char *lib) {
+  static char why[640];
+  if (S.ok) return NULL;
+  dlerror();
+  void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    snprintf(why, sizeof why, "%s", dlerror());
+    return why;
+  }
+  static const char *const names[] = {
+      "sodium_init", "randombytes_buf", "crypto_generichash",
+      "crypto_aead_xchacha20poly1305_ietf_encrypt", "crypto_aead_xchacha20poly1305_ietf_decrypt",
+      "sodium_memzero"};
+  void *f[6];
+  for (int i = 0; i < 6; i++) {
+    if (!(f[i] = dlsym(h, names[i]))) {
+      snprintf(why, sizeof why, "%s has no %s", lib, names[i]);
+      dlclose(h);
+      return why;
+    }
+  }
+  memcpy(&S.init, &f[0], sizeof f[0]);
+  memcpy(&S.random, &f[1], sizeof f[1]);
+  memcpy(&S.hash, &f[2], sizeof f[2]);
+  memcpy(&S.seal, &f[3], sizeof f[3]);
+  memcpy(&S.open, &f[4], sizeof f[4]);
+  memcpy(&S.wipe, &f[5], sizeof f[5]);
+  if (S.init() < 0) {
+    snprintf(why, sizeof why, "sodium_init of %s failed", lib);
+    dlclose(h);
+    return why;
+  }
+  S.ok = 1;    /* stays loaded: libsodium keeps no state that a fork would break */
+  return NULL;
+}
+
+static void nonce_of(unsigned char n[24], int direction, uint64_t counter) {
+  memset(n, 0, 24);
+  memcpy(n, &counter, 8);   /* little-endian, as every lane header */
+  n[8] = (unsigned char)direction;
+}
+
+/* Seals the frame head + data as one record and sends it; 0 or -1 (errno). */
+static int send_record(const void *head, size_t hlen, const void *data, size_t len) {
+  size_t n = hlen + len;
+  if (n > RECORD_MAX || grow(&Plain, n) ||
+      grow(&Box, 4 + n + RRTO_LANE_TAG_BYTES)) {
+    errno = ENOMEM;
+    return -1;
+  }
+  memcpy(Plain.p, head, hlen);
+  if (len) memcpy(Plain.p + hlen, data, len);
+  uint32_t size = (uint32_t)(n + RRTO_LANE_TAG_BYTES);
+  memcpy(Box.p, &size, 4);
+  unsigned char nonce[24];
+  nonce_of(nonce, TO_SERVER, L.sealed++);
+  unsigned long long out = 0;
+  S.seal(Box.p + 4, &out, Plain.p, n, Box.p, 4, NULL, nonce, L.ckey);
+  struct iovec iov = {Box.p, 4 + (size_t)out};
+  if (rrto_write_all(L.fd, &iov, 1)) return -1;
+  L.bytes_up += 4 + (size_t)out;
+  return 0;
+}
+
+/* Reads one record and opens it into In; 0, or -1 (errno; L.forged when it did not
+ * authenticate). */
+static int recv_record(void) {
+  uint32_t size;
+  L.forged = 0;
+  if (rrto_read_all(L.fd, &size, 4)) return -1;
+  if (size < RRTO_LANE_TAG_BYTES || size - RRTO_LANE_TAG_BYTES > RECORD_MAX) {
+    errno = EPROTO;
+    return -1;
+  }
+  if (grow(&Box, size) || grow(&In, size)) {
+    errno = ENOMEM;
+    return -1;
+  }
+  if (rrto_read_all(L.fd, Box.p, size)) return -1;
+  unsigned char nonce[24];
+  nonce_of(nonce, TO_APP, L.opened);
+  unsigned long long got = 0;
+  if (S.open(In.p, &got, NULL, Box.p, size, (const unsigned char *)&size, 4, nonce, L.ckey)) {
+    L.forged = 1;
+    errno = EBADMSG;
+    return -1;
+  }
+  L.opened++;
+  In.len = (size_t)got;
+  L.bytes_down += 4 + (size_t)size;
+  return 0;
+}
 
 static int64_t now_ns(void) {
   struct timespec t;
@@ -54,35 +191,59 @@ static void shut(int state) {
   L.state = state;
 }
 
+static void wipe(void *p, size_t n) {
+  if (S.ok) S.wipe(p, n);
+  else memset(p, 0, n);
+}
+
 void rrto_lane_reset(void) {
   shut(LANE_NONE);
   L.seq = L.settled = 0;
   L.deferred = 0;
+  wipe(L.key, sizeof L.key);
+  wipe(L.ckey, sizeof L.ckey);
+  struct buf *bufs[3] = {&Plain, &Box, &In};   /* they held inputs and results */
+  for (int i = 0; i < 3; i++) {
+    if (bufs[i]->p) wipe(bufs[i]->p, bufs[i]->cap);
+    free(bufs[i]->p);
+    *bufs[i] = (struct buf){0};
+  }
+}
+
+/* Hex digits to n bytes; 0 or -1. */
+static int unhex(const char *hex, unsigned char *out, size_t n) {
+  if (strlen(hex) != 2 * n) return -1;
+  for (size_t i = 0; i < n; i++) {
+    unsigned v;
+    if (sscanf(hex + 2 * i, "%2x", &v) != 1) return -1;
+    out[i] = (unsigned char)v;
+  }
+  return 0;
 }
 
 void rrto_lane_describe(const char *desc, size_t len) {
   rrto_lane_reset();
-  char text[256], sid[33];
+  char text[RRTO_LANE_DESC_MAX], sid[33], key[65];
   if (len == 0 || len >= sizeof text) return;   /* no lane: replays use the client node */
   memcpy(text, desc, len);
   text[len] = 0;
-  if (sscanf(text, "lane %63s %7s %d %32s", L.host, L.port, &L.timeout_ms, sid) != 4 ||
-      strlen(sid) != 32 || L.timeout_ms <= 0) {
-    rrto_log("ignoring a malformed replay lane description from the client node (%s); "
-             "replays go through the client node", text);
+  if (sscanf(text, "lane %63s %7s %d %32s %64s %511s", L.host, L.port, &L.timeout_ms, sid,
+             key, L.sodium) != 6 || L.timeout_ms <= 0 || unhex(sid, L.sid, sizeof L.sid) ||
+      unhex(key, L.key, sizeof L.key)) {
+    wipe(text, sizeof text);
+    wipe(L.key, sizeof L.key);
+    rrto_log("ignoring a malformed replay lane description from the client node; "
+             "replays go through the client node");
     return;
   }
-  for (int i = 0; i < 16; i++) {
-    unsigned v;
-    if (sscanf(sid + 2 * i, "%2x", &v) != 1) return;
-    L.sid[i] = (unsigned char)v;
-  }
+  wipe(text, sizeof text);
+  wipe(key, sizeof key);
   L.state = LANE_DESCRIBED;
 }
 
 int rrto_lane_lost(void) { return L.state == LANE_LOST; }
 
-/* Connects within the timeout and says hello; returns 0 or an error text. */
+/* Connects within the timeout, says hello and authenticates; returns 0 or an error text. */
 static const char *open_lane(void) {
   struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
                            .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
@@ -102,20 +263,48 @@ static const char *open_lane(void) {
     if (fd >= 0) close(fd);
     return why;
   }
-  struct iovec iov[2] = {{(void *)RRTO_LANE_HELLO, sizeof RRTO_LANE_HELLO - 1},
-                         {L.sid, sizeof L.sid}};
-  unsigned char ack = 0;
-  if (rrto_write_all(fd, iov, 2) || rrto_read_all(fd, &ack, 1) || ack != RRTO_LANE_ACK) {
-    close(fd);
-    return "the server did not accept it";
-  }
   L.fd = fd;
-  return NULL;
+  unsigned char mine[RRTO_LANE_RANDOM_BYTES], theirs[RRTO_LANE_RANDOM_BYTES];
+  S.random(mine, sizeof mine);
+  struct iovec iov[3] = {{(void *)RRTO_LANE_HELLO, sizeof RRTO_LANE_HELLO - 1},
+                         {L.sid, sizeof L.sid}, {mine, sizeof mine}};
+  const char *fail = NULL;
+  if (rrto_write_all(fd, iov, 3) || rrto_read_all(fd, theirs, sizeof theirs)) {
+    fail = "the server did not accept it (an unknown session, or one with a lane already)";
+  } else {
+    unsigned char in[sizeof RRTO_LANE_HELLO - 1 + 2 * RRTO_LANE_RANDOM_BYTES];
+    memcpy(in, RRTO_LANE_HELLO, sizeof RRTO_LANE_HELLO - 1);
+    memcpy(in + sizeof RRTO_LANE_HELLO - 1, mine, sizeof mine);
+    memcpy(in + sizeof RRTO_LANE_HELLO - 1 + sizeof mine, theirs, sizeof theirs);
+    S.hash(L.ckey, sizeof L.ckey, in, sizeof in, L.key, sizeof L.key);
+    L.sealed = L.opened = 0;
+    if (send_record(RRTO_LANE_PROOF, sizeof RRTO_LANE_PROOF - 1, NULL, 0) ||
+        recv_record())
+      fail = L.forged ? "the server's answer does not authenticate (not the server of this "
+                        "session, or an altered answer)"
+                      : "the server refused its key (its log says why)";
+    else if (In.len != 1 || In.p[0] != RRTO_LANE_ACK)
+      fail = "the server did not acknowledge it";
+  }
+  if (fail) {
+    close(fd);
+    L.fd = -1;
+  }
+  return fail;
 }
 
 int rrto_lane_ready(void) {
   if (L.state == LANE_DESCRIBED) {
-    const char *why = open_lane();
+    const char *why = load_sodium(L.sodium);
+    if (why) {
+      rrto_log("no replay lane to the rrto server at %s:%s: it is encrypted with libsodium, "
+               "which cannot be loaded (%s); replays go through the client node, about 1 ms "
+               "slower per inference on an edge link. Install libsodium23 (sudo apt-get "
+               "install libsodium23).", L.host, L.port, why);
+      L.state = LANE_NONE;
+      return 0;
+    }
+    why = open_lane();
     if (why) {
       rrto_log("no replay lane to the rrto server at %s:%s (%s); replays go through the "
                "client node, about 1 ms slower per inference on an edge link. Open that "
@@ -147,18 +336,21 @@ static int send_range(uint64_t seq_id, uint64_t from, uint64_t to, const void *d
                       size_t len, int quiet) {
   struct rrto_lane_req h = {RRTO_LANE_REQ_MAGIC, quiet ? RRTO_LANE_QUIET : 0, ++L.seq,
                             (uint32_t)seq_id, (uint32_t)from, (uint32_t)to, (uint32_t)len};
-  struct iovec iov[2] = {{&h, sizeof h}, {(void *)data, len}};
-  if (rrto_write_all(L.fd, iov, len ? 2 : 1)) return -1;
+  if (send_record(&h, sizeof h, data, len)) return -1;
   L.last[0] = seq_id;
   L.last[1] = to;
-  L.bytes_up += sizeof h + len;
   return 0;
 }
 
 /* What went wrong on the lane, from errno after a failed read or write (0: closed). */
 static const char *failure(void) {
   static char why[160];
-  if (errno == EAGAIN || errno == EWOULDBLOCK)
+  if (L.forged)
+    snprintf(why, sizeof why, "received a record that does not authenticate (altered, "
+             "replayed or out of order)");
+  else if (errno == EPROTO)
+    snprintf(why, sizeof why, "broke the lane protocol");
+  else if (errno == EAGAIN || errno == EWOULDBLOCK)
     snprintf(why, sizeof why, "stayed silent for %d ms", L.timeout_ms);
   else if (errno)
     snprintf(why, sizeof why, "failed (%s)", strerror(errno));
@@ -167,43 +359,51 @@ static const char *failure(void) {
   return why;
 }
 
-/* Reads answers until the one to request `seq` (earlier ones are quiet ranges' errors:
- * the first is kept for the next blocking range). Returns 0, or -1 if the lane failed
- * (errno as failure() reads it). */
+/* Takes the reply frame in In: 1 when it answers request `seq` (into rep, msg), 0 when it
+ * is an earlier quiet range's error (the first is kept for the next blocking range), -1
+ * when it is not a reply (errno EPROTO). */
+static int take_reply(uint64_t seq, struct rrto_reply *rep, char *msg, size_t cap) {
+  struct rrto_lane_rep h;
+  if (In.len < sizeof h) goto bad;
+  memcpy(&h, In.p, sizeof h);
+  if (h.magic != RRTO_LANE_REP_MAGIC || h.nres > RRTO_MAX_ARGS || h.seq > L.seq ||
+      sizeof h + 8 * (uint64_t)h.nres + h.len + h.msg_len != In.len)
+    goto bad;
+  const unsigned char *res = In.p + sizeof h, *data = res + 8 * (size_t)h.nres,
+                      *note = data + h.len;
+  char text[512];
+  size_t shown = h.msg_len < sizeof text - 1 ? h.msg_len : sizeof text - 1;
+  memcpy(text, note, shown);
+  text[shown] = 0;
+  if (h.seq != seq) {   /* a quiet range failed */
+    if (!L.deferred) {
+      L.deferred = h.err;
+      snprintf(L.deferred_msg, sizeof L.deferred_msg, "%s", text);
+    }
+    return 0;
+  }
+  size_t keep = h.len < rep->out_cap ? h.len : rep->out_cap;
+  if (keep) memcpy(rep->out, data, keep);
+  L.settled = seq;
+  memcpy(rep->res, res, 8 * (size_t)h.nres);
+  snprintf(msg, cap, "%s", text);
+  rep->err = h.err;
+  rep->nres = h.nres;
+  rep->out_len = h.len;
+  return 1;
+bad:
+  errno = EPROTO;
+  return -1;
+}
+
+/* Reads answers until the one to request `seq`. Returns 0, or -1 if the lane failed
+ * (errno and L.forged as failure() reads them). */
 static int await(uint64_t seq, struct rrto_reply *rep, char *msg, size_t cap) {
   for (;;) {
-    struct rrto_lane_rep h;
     errno = 0;
-    if (rrto_read_all(L.fd, &h, sizeof h)) return -1;
-    if (h.magic != RRTO_LANE_REP_MAGIC || h.nres > RRTO_MAX_ARGS || h.seq > L.seq) {
-      errno = EPROTO;
-      return -1;
-    }
-    L.bytes_down += sizeof h + 8 * (size_t)h.nres + h.len + h.msg_len;
-    int mine = h.seq == seq;
-    uint64_t res[RRTO_MAX_ARGS];
-    char text[512];
-    size_t keep = !mine ? 0 : h.len < rep->out_cap ? h.len : rep->out_cap;
-    size_t shown = h.msg_len < sizeof text - 1 ? h.msg_len : sizeof text - 1;
-    if ((h.nres && rrto_read_all(L.fd, res, 8 * (size_t)h.nres)) ||
-        (keep && rrto_read_all(L.fd, rep->out, keep)) || rrto_discard(L.fd, h.len - keep) ||
-        (shown && rrto_read_all(L.fd, text, shown)) || rrto_discard(L.fd, h.msg_len - shown))
-      return -1;
-    text[shown] = 0;
-    if (!mine) {   /* a quiet range failed */
-      if (!L.deferred) {
-        L.deferred = h.err;
-        snprintf(L.deferred_msg, sizeof L.deferred_msg, "%s", text);
-      }
-      continue;
-    }
-    L.settled = seq;
-    memcpy(rep->res, res, 8 * (size_t)h.nres);
-    snprintf(msg, cap, "%s", text);
-    rep->err = h.err;
-    rep->nres = h.nres;
-    rep->out_len = h.len;
-    return 0;
+    if (recv_record()) return -1;
+    int r = take_reply(seq, rep, msg, cap);
+    if (r) return r < 0 ? -1 : 0;
   }
 }
 
@@ -221,6 +421,7 @@ int rrto_lane_run(const uint64_t *args, const void *data, size_t len, int wait,
                   struct rrto_reply *rep) {
   int64_t t0 = now_ns();
   errno = 0;
+  L.forged = 0;
   if (send_range(args[0], args[1], args[2], data, len, !wait)) return lose(failure());
   uint64_t note[8] = {args[0], args[1], args[2], wait ? RRTO_NOTE_BLOCKING : 0, len,
                       L.bytes_up, L.bytes_down, L.rtt_ns};
@@ -252,6 +453,7 @@ int rrto_lane_settle(char *msg, size_t cap) {
   if (L.settled < L.seq) {   /* an empty range: answered after everything before it */
     struct rrto_reply rep = {0};
     errno = 0;
+    L.forged = 0;
     if (send_range(L.last[0], L.last[1], L.last[1], NULL, 0, 0) ||
         await(L.seq, &rep, msg, cap))
       return lose(failure());

@@ -49,6 +49,7 @@ int rrto_discard(int fd, size_t len);
 int rrto_write_all(int fd, struct iovec *iov, int niov);
 
 /* --- lane.c: the replay lane, this process's own connection to the server (lock held) --- */
+#define RRTO_LANE_DESC_MAX 1024   /* the hello reply's lane description (transport.c) */
 void rrto_lane_describe(const char *desc, size_t len);   /* from the client node's hello */
 void rrto_lane_reset(void);     /* forget the lane (fork, lost client node) */
 int rrto_lane_ready(void);      /* connects on first use; 0: replay through the client node */

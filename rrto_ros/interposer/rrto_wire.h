@@ -44,12 +44,18 @@ struct rrto_rep_hdr {
 
 /* The replay lane: the interposer's own TCP connection to the server, for REPLAY_RUN only.
  * rrto_ros/protocol/lane_wire.py is the server's side and says why it exists.
- * hello: RRTO_LANE_HELLO + 16-byte session id; the server answers RRTO_LANE_ACK.
+ * hello: RRTO_LANE_HELLO + 16-byte session id + the app's random; the server answers its
+ * random. Then sealed records (lane_seal.py: uint32 length, XChaCha20-Poly1305 ciphertext):
+ * the app's RRTO_LANE_PROOF, answered by RRTO_LANE_ACK; then one frame per record:
  * request: rrto_lane_req, len bytes of payload.
  * reply: rrto_lane_rep, nres x uint64 results, len bytes of data, msg_len bytes of message.
  * A request with RRTO_LANE_QUIET is answered only if it fails. */
-#define RRTO_LANE_HELLO "rrto-lane-2\n"
+#define RRTO_LANE_HELLO "rrto-lane-3\n"
+#define RRTO_LANE_PROOF "rrto-lane-3 proof"
 #define RRTO_LANE_ACK 0x06
+#define RRTO_LANE_RANDOM_BYTES 16
+#define RRTO_LANE_KEY_BYTES 32
+#define RRTO_LANE_TAG_BYTES 16
 #define RRTO_LANE_REQ_MAGIC 0x51524c52u   /* "RLRQ" */
 #define RRTO_LANE_REP_MAGIC 0x50524c52u   /* "RLRP" */
 #define RRTO_LANE_QUIET 1u

@@ -213,7 +213,7 @@ static int ensure_connected(void) {
   if (n < 0) n = 0;
   exe[n] = 0;
   uint64_t args[2] = {(uint64_t)getpid(), RRTO_PROTO_VERSION};
-  char lane[256];   /* the hello reply's data: where the replay lane is, if any */
+  char lane[RRTO_LANE_DESC_MAX];   /* the hello reply's data: where the replay lane is, if any */
   struct rrto_reply rep = {.out = lane, .out_cap = sizeof lane};
   if (send_req(RRTO_OP_HELLO, 0, args, 2, exe, (size_t)n) || recv_rep(&rep)) {
     mark_dead(cudaErrorNoDevice, "the rrto client node closed the connection during hello");

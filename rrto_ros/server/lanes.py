@@ -1,7 +1,9 @@
 # Copyright 2026 rrto_ros authors. Apache-2.0.
-"""The server's end of the replay lanes (see ``rrto_ros.protocol.lane_wire``): a listening
-socket and one non-blocking connection per session (from the app's interposer), all served
-by the server's I/O thread.
+"""The server's end of the replay lanes (see ``rrto_ros.protocol.lane_wire``, sealed by
+``lane_seal``): a listening socket and one non-blocking connection per session (from the
+app's interposer), all served by the server's I/O thread.
+A connection becomes the session's lane once its first record authenticates with the
+session's lane key; until then it carries nothing else.
 A reply that does not fit the socket buffer waits in the lane's queue (the I/O thread
 never blocks on a slow client)."""
 
@@ -13,13 +15,14 @@ import socket
 import time
 from typing import Deque, List, Optional, Sequence, Tuple
 
+from rrto_ros.protocol import lane_seal
 from rrto_ros.protocol import lane_wire
 from rrto_ros.protocol.messages import ProtocolError
 
 log = logging.getLogger(__name__)
 LANE_IDENT = b'lane:'    # reply route of a lane: this + the session id (ZeroMQ's are 5 bytes)
-HELLO_BYTES = len(lane_wire.LANE_HELLO) + lane_wire.SID_BYTES
-HELLO_TIMEOUT_S = 5.0    # a connection that has not said hello by then is closed
+HELLO_BYTES = len(lane_wire.LANE_HELLO) + lane_wire.SID_BYTES + lane_seal.RANDOM_BYTES
+HELLO_TIMEOUT_S = 5.0    # a connection not authenticated by then is closed
 RECV_BYTES = 1 << 18
 
 
@@ -48,14 +51,18 @@ def listen(bind_endpoint: str, port: int) -> Optional[socket.socket]:
 
 
 class ServerLane:
-    def __init__(self, sock: socket.socket, max_message_bytes: int) -> None:
+    def __init__(self, sock: socket.socket, max_message_bytes: int, peer: str = '') -> None:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
+        self.peer = peer
         self.sid: Optional[bytes] = None
+        self.proven = False          # its first record authenticated: the session's lane
         self.opened_at = time.monotonic()
+        self.max_frame_bytes = max_message_bytes + lane_wire.REQ.size
         self._hello = bytearray()
-        self._reader = lane_wire.RequestReader(max_message_bytes)
+        self._opener: Optional[lane_seal.Opener] = None
+        self._sealer: Optional[lane_seal.Sealer] = None
         # One receive buffer for the lane's life: a fresh large one per read costs the
         # allocator (and page faults) on every request.
         self._in = bytearray(RECV_BYTES)
@@ -75,7 +82,8 @@ class ServerLane:
 
     def read(self) -> List[lane_wire.LaneRequest]:
         """Take in what arrived (one read: the poller calls again while more is waiting);
-        returns complete requests (after the hello)."""
+        returns complete requests (once the lane is proven). After the hello arrived
+        (``sid`` set), the server answers it with ``greet``."""
         try:
             n = self.sock.recv_into(self._in)
         except (BlockingIOError, InterruptedError):
@@ -86,30 +94,54 @@ class ServerLane:
             raise LaneClosed('closed by the peer')
         try:
             return self._feed(self._in_view[:n])
+        except lane_seal.LaneAuthError as e:
+            raise LaneClosed(str(e) if self.proven else 'its first record does not '
+                             'authenticate: wrong lane key for the session (or altered)') from None
         except ProtocolError as e:
             raise LaneClosed(f'protocol error: {e}') from None
 
     def _feed(self, data: memoryview) -> List[lane_wire.LaneRequest]:
-        return self._reader.feed(self._take_hello(data) if self.sid is None else data)
+        if self.sid is None:
+            data = self._take_hello(data)
+        if not data:
+            return []
+        if self._opener is None:
+            raise LaneClosed('it sent records before the server answered its hello')
+        frames = self._opener.feed(data)
+        if frames and not self.proven:
+            if frames[0] != lane_seal.PROOF:
+                raise LaneClosed('its first record is not the lane proof')
+            frames = frames[1:]
+            self.proven = True
+            self.send([lane_wire.LANE_ACK])
+        return [lane_wire.request_of(f) for f in frames]
 
     def _take_hello(self, data: memoryview) -> memoryview:
         need = HELLO_BYTES - len(self._hello)
         self._hello += data[:need]
         if len(self._hello) < HELLO_BYTES:
-            return b''
-        prefix = bytes(self._hello[:len(lane_wire.LANE_HELLO)])
-        if prefix != lane_wire.LANE_HELLO:
+            return memoryview(b'')
+        hello = bytes(self._hello)
+        if not hello.startswith(lane_wire.LANE_HELLO):
             raise LaneClosed('not an rrto replay lane (bad hello)')
-        self.sid = bytes(self._hello[len(lane_wire.LANE_HELLO):])
+        at = len(lane_wire.LANE_HELLO)
+        self.sid = hello[at:at + lane_wire.SID_BYTES]
+        self._app_random = hello[at + lane_wire.SID_BYTES:]
         return data[need:]
 
-    def send_ack(self) -> None:
-        self._out.append(memoryview(lane_wire.LANE_ACK))
+    def greet(self, lane_key: bytes) -> None:
+        """Answer the hello with the server's random; the lane's records use the key of
+        this connection from now on."""
+        mine = lane_seal.new_random()
+        key = lane_seal.connection_key(lane_key, self._app_random, mine)
+        self._opener = lane_seal.Opener(key, lane_seal.TO_SERVER, self.max_frame_bytes)
+        self._sealer = lane_seal.Sealer(key, lane_seal.TO_APP)
+        self._out.append(memoryview(mine))
         self.flush()
 
     def send(self, parts: Sequence[bytes]) -> None:
-        """Send an encoded reply (``lane_wire.encode_reply``)."""
-        self._out.extend(memoryview(b).cast('B') for b in parts)
+        """Send an encoded reply (``lane_wire.encode_reply``), as one record."""
+        self._out.append(memoryview(self._sealer.seal(b''.join(parts))))
         self.flush()
 
     def flush(self) -> None:

@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 
 import zmq
 
+from rrto_ros.protocol import lane_seal
 from rrto_ros.protocol import lane_wire
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.curve import check_security
@@ -176,7 +177,7 @@ class Server:
         self.endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._pull = self.ctx.socket(zmq.PULL)
         self._pull.bind(self._replies)
-        self._lane_listener = self._open_lane_listener(keys is not None)
+        self._lane_listener = self._open_lane_listener()
         self.lane_port: Optional[int] = \
             self._lane_listener.getsockname()[1] if self._lane_listener else None
         self._lanes: Dict[bytes, ServerLane] = {}        # route -> lane
@@ -222,13 +223,13 @@ class Server:
             self._own_ctx = False
             threading.Thread(target=self.ctx.term, name='rrto-ctx-term', daemon=True).start()
 
-    def _open_lane_listener(self, curve: bool) -> Optional[socket.socket]:
+    def _open_lane_listener(self) -> Optional[socket.socket]:
         if self.config.lane_port < 0:
             return None
-        if curve:
-            log.info('replay lane off: with security curve, replays travel on the encrypted '
-                     'ZeroMQ connection (the lane is plain TCP; about 1 ms slower per '
-                     'inference on an edge link)')
+        if lane_seal.UNAVAILABLE:
+            log.warning('replay lane off: the lane is encrypted with libsodium and %s; '
+                        'replays go over ZeroMQ (about 1 ms slower per inference on an edge '
+                        'link)', lane_seal.UNAVAILABLE)
             return None
         try:
             return lanes.listen(self.config.bind_endpoint, self.config.lane_port)
@@ -349,7 +350,7 @@ class Server:
                 log.warning('replay lane from %s refused: too many open lanes', peer)
                 conn.close()
                 continue
-            lane = ServerLane(conn, self.config.max_message_bytes)
+            lane = ServerLane(conn, self.config.max_message_bytes, peer)
             self._lane_fds[lane.fileno()] = lane
             self._poller.register(lane.fileno(), zmq.POLLIN)
 
@@ -364,16 +365,22 @@ class Server:
                 self._watch_lane(lane)
             if not events & zmq.POLLIN:
                 return
-            known = lane.sid is not None
+            known, proven = lane.sid is not None, lane.proven
             msgs = lane.read()
             if not known and lane.sid is not None:
                 session = self.sessions.get(lane.sid)
                 if session is None or lane.ident in self._lanes:
                     raise lanes.LaneClosed('hello for an unknown session or one that has a '
                                            'lane already')
+                lane.greet(session.lane_key)
+                self._watch_lane(lane)
+            if not proven and lane.proven:
+                if lane.sid not in self.sessions or lane.ident in self._lanes:
+                    raise lanes.LaneClosed('its session ended or has a lane already')
                 self._lanes[lane.ident] = lane
-                lane.send_ack()
-                log.info('session %s: replay lane open', lane.sid.hex()[:8])
+                self._watch_lane(lane)
+                log.info('session %s: replay lane open (from %s, authenticated)',
+                         lane.sid.hex()[:8], lane.peer)
             for lreq in msgs:
                 req = Request(lane.sid, lreq.seq, Op.REPLAY_RUN, [lreq.seq_id, lreq.start,
                               lreq.end], [lreq.payload] if lreq.payload else [], lreq.quiet)
@@ -387,6 +394,11 @@ class Server:
         if self._lanes.get(lane.ident) is lane:
             del self._lanes[lane.ident]
             log.info('session %s: replay lane closed (%s)', (lane.sid or b'').hex()[:8], why)
+        elif lane.sid is not None:   # a hello for a session, not authenticated
+            log.warning('replay lane from %s for session %s refused: %s', lane.peer,
+                        lane.sid.hex()[:8], why)
+        else:
+            log.info('connection from %s to the replay lane port closed: %s', lane.peer, why)
         lane.close()
 
     # ----------------------------------------------------------- requests
@@ -467,7 +479,8 @@ class Server:
                                 self.cache, self._worker_send,
                                 self._session_ended, label, cfg.replay_graphs,
                                 self.lane_port, cfg.max_message_bytes, cfg.max_module_bytes,
-                                cfg.session_memory_bytes)
+                                cfg.session_memory_bytes,
+                                lane_seal.new_key() if self.lane_port else None)
         self.sessions[sid] = session
         self.stats.sessions_opened += 1
         log.info('session %s opened for %s', sid.hex()[:8], label)
@@ -496,8 +509,8 @@ class Server:
             if lane.sid not in self.sessions:
                 self._drop_lane(lane, 'session ended')
         for lane in list(self._lane_fds.values()):
-            if lane.sid is None and now - lane.opened_at > lanes.HELLO_TIMEOUT_S:
-                self._drop_lane(lane, 'no hello')
+            if not lane.proven and now - lane.opened_at > lanes.HELLO_TIMEOUT_S:
+                self._drop_lane(lane, f'not authenticated within {lanes.HELLO_TIMEOUT_S:g} s')
         cfg = self.config
         for session in list(self.sessions.values()):
             if now - session.last_seen > cfg.session_timeout_s:

@@ -37,8 +37,9 @@ class ServerSession:
                  on_closed: Callable[['ServerSession'], None], label: str = '',
                  replay_graphs: bool = True, lane_port: Optional[int] = None,
                  max_message_bytes: Optional[int] = None, max_module_bytes: int = 1 << 30,
-                 memory_quota: int = 0) -> None:
+                 memory_quota: int = 0, lane_key: Optional[bytes] = None) -> None:
         self.sid = sid
+        self.lane_key = lane_key   # seals its replay lane (protocol/lane_seal.py)
         self.max_message_bytes = max_message_bytes
         self.max_module_bytes = max_module_bytes
         self._upload: Optional[Tuple[int, str, int, bytearray]] = None   # a module arriving
@@ -200,8 +201,9 @@ class ServerSession:
             raise CudaError(ops.CUDA_ERROR_NO_DEVICE,
                             f'the server could not open its device: {e}') from None
         extra = {'sid': self.sid, 'backend': self.backend.name}
-        if self.lane_port is not None:
+        if self.lane_port is not None and self.lane_key is not None:
             extra['lane_port'] = self.lane_port
+            extra['lane_key'] = self.lane_key   # inside CURVE when security is curve
         if self.max_message_bytes is not None:
             extra['max_message_bytes'] = self.max_message_bytes
         return [1], [], extra

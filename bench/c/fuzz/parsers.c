@@ -6,7 +6,7 @@
  *   0  a replay table (rrto_replay_install), then every entry matched against itself
  *   1  the replay lane description of the hello reply (rrto_lane_describe)
  *   2  a stream of client node replies (recv_rep, which installs replay tables it carries)
- *   3  a stream of lane replies (the lane's await) */
+ *   3  the frames of lane replies, as their records held them (the lane's take_reply) */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@
 #include "rrto.h"
 
 int fuzz_recv_replies(int fd);        /* transport.c's recv_rep until the stream ends */
-int fuzz_lane_replies(int fd);        /* lane.c's await until the stream ends */
+int fuzz_lane_replies(const uint8_t *p, size_t len);   /* lane.c's take_reply */
 void fuzz_replay_walk(void);          /* matches each installed entry against itself */
 
 void rrto_log(const char *fmt, ...) { (void)fmt; }   /* quiet: sanitizers use stderr */
@@ -62,13 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       rrto_replay_drop();
       break;
     }
-    default: {
-      int fd = stream_of(p, len);
-      fuzz_lane_replies(fd);
-      close(fd);
+    default:
+      fuzz_lane_replies(p, len);
       rrto_lane_reset();
       break;
-    }
   }
   return 0;
 }
