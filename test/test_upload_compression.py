@@ -257,3 +257,41 @@ def test_programs_pass_with_forced_compression_and_identical_output(interposer, 
                 else:                     # lz4 finds nothing there: they go raw
                     assert st['payload_wire_bytes'] <= st['payload_bytes']
     assert all(len(v) == 1 for v in outputs.values()), outputs
+
+
+def test_replay_inputs_through_the_client_node_are_compressed(interposer, examples_dir,
+                                                              backend, monkeypatch):
+    """security curve: no lane, replayed inferences (their inputs) go through the client
+    node, compressed; the results are those of an uncompressed run."""
+    from rrto_ros.stack import LocalStack
+    monkeypatch.setattr(compression, 'MIN_BYTES', 1024)   # cnn_infer's input is 12 KiB
+    outputs, stats = [], []
+    for setting in ('off', 'zstd'):
+        with LocalStack(backend, 'replay', security='curve',
+                        client_options={'compression': setting, 'content_min_bytes': 0}) as s:
+            r = s.run([str(examples_dir / 'cnn_infer'), '12'])
+            assert r.returncode == 0 and 'PASS' in r.stdout, r.stdout + r.stderr
+            outputs.append(r.stdout)
+            stats.append(s.last_session())
+    off, on = stats
+    assert outputs[0] == outputs[1]
+    assert on['last_inference_phase'] == off['last_inference_phase'] == 'replaying'
+    assert on['lane_requests'] == 0 and on['errors'] == 0
+    assert off['compressed_payloads'] == 0
+    assert on['compressed_payloads'] >= 12           # every input, forwarded or replayed
+    assert on['payload_wire_bytes'] < off['payload_wire_bytes']
+
+
+def test_auto_compresses_at_edge_once_the_link_is_measured(interposer, examples_dir,
+                                                           backend):
+    """vector_add's first 4 MB copy measures the emulated edge link (at most 450 Mbit/s,
+    where the rule picks zstd); the second is compressed. Outputs as without."""
+    from rrto_ros.stack import LocalStack
+    with LocalStack(backend, 'pipelined', link='edge',
+                    client_options={'content_min_bytes': 0}) as s:
+        r = s.run([str(examples_dir / 'vector_add')], timeout=300)
+        assert r.returncode == 0 and 'PASS' in r.stdout, r.stdout + r.stderr
+        st = s.last_session()
+        assert s.client.bandwidth.bps is not None and s.client.bandwidth.bps <= 460e6
+    assert st['compressed_payloads'] >= 1 and st['errors'] == 0
+    assert st['payload_wire_bytes'] < st['payload_bytes']
