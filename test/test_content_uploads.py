@@ -106,3 +106,37 @@ def test_content_store_disk_is_bounded(tmp_path):
     assert again.get(keys[2]) == blobs[2]
     with pytest.raises(ValueError, match='content key'):
         cache.put(keys[4], blobs[0])
+
+
+def test_hello_holds_offered_content_up_to_the_memory_bound(tmp_path):
+    import zmq
+
+    from rrto_ros.client.uplink import Uplink
+    from rrto_ros.protocol import ops
+    from rrto_ros.protocol.ops import Op
+    from rrto_ros.server.server import Server
+    from rrto_ros.server.server import ServerConfig
+    server = Server(ServerConfig('tcp://127.0.0.1:*', 'emu', module_cache_dir=str(tmp_path),
+                                 module_cache_mem_bytes=3000)).start()
+    try:
+        blobs = [bytes([i]) * 1000 for i in range(5)]
+        keys = [content_key(b) for b in blobs]
+        for k, b in zip(keys, blobs):
+            server.cache.put(k, b)
+        offer = b''.join(bytes.fromhex(k) for k in keys + ['00' * 32])   # one unknown
+        link = Uplink(zmq.Context.instance(), server.endpoint, server_timeout_s=5.0)
+        rep = link.call(Op.HELLO, [1], [offer], pid=1, app='test')
+        assert rep.err == 0
+        link.sid = rep.extra['sid']
+        assert list(rep.extra['held']) == [1, 1, 1, 0, 0, 0]
+        ptr = link.call(Op.MALLOC, [1000]).res[0]
+        assert link.call(Op.MEMCPY_HTOD, [ptr, 0, 0], h=keys[2]).err == 0
+        assert bytes(link.call(Op.MEMCPY_DTOH, [ptr, 1000, 0, 0]).frames[0]) == blobs[2]
+        rep = link.call(Op.MEMCPY_HTOD, [ptr, 0, 0], h=keys[4])      # stored, not held
+        assert rep.err == ops.CUDA_ERROR_INVALID_VALUE and 'not offered' in rep.message
+        small = link.call(Op.MALLOC, [10]).res[0]      # a held copy is checked at its size
+        assert link.call(Op.MEMCPY_HTOD, [small, 0, 0], h=keys[0]).err == \
+            ops.CUDA_ERROR_INVALID_VALUE
+        link.close()
+    finally:
+        server.stop()

@@ -30,6 +30,7 @@ NEED_DATA = 'need_data'   # reply key: the server lacks this module, send its by
 CONTENT_KEY = 'h'         # request key: a copy's content key (client/uploads.py)
 HELD_KEY = 'held'         # hello reply key: which offered content keys the server holds
 DIGEST = 32               # bytes of a sha256 digest in the hello's offer
+MAX_OFFER = 1 << 16       # content keys a hello may offer
 
 
 class ServerSession:
@@ -236,16 +237,19 @@ class ServerSession:
         return [1], [], extra
 
     def _hold(self, offer: bytes) -> bytes:
-        """Keep for this session what the content store holds of the offered keys; one
-        byte per key, 1 if held."""
-        if len(offer) % DIGEST:
+        """Keep for this session what the content store holds of the offered keys, up to
+        the store's memory bound (what is not kept travels as bytes); one byte per key, 1
+        if held."""
+        if len(offer) % DIGEST or len(offer) > MAX_OFFER * DIGEST:
             raise ValueError(f'the hello offers {len(offer)} bytes of content keys, not a '
-                             f'multiple of {DIGEST}')
+                             f'multiple of {DIGEST} up to {MAX_OFFER} keys')
         held = bytearray(len(offer) // DIGEST)
+        budget = self.cache.max_mem_bytes
         for i in range(len(held)):
             key = offer[i * DIGEST:(i + 1) * DIGEST].hex()
             data = self.held.get(key) or self.cache.get(key)
-            if data is not None:
+            if data is not None and len(data) <= budget:
+                budget -= len(data)
                 self.held[key] = data
                 held[i] = 1
         return bytes(held)
