@@ -7,7 +7,7 @@
 An emu server behind the link emulator (``bench/link.py``: ``edge``, ``cloud``); per
 photograph (``skimage.data``, letterboxed 640 and 1280 as float32 CHW / 255) and setting
 (``off``, ``zstd``, ``lz4``, ``auto`` with the link's bandwidth configured), a blocking
-``cudaMemcpy`` host-to-device through ``client/uploads.py`` (compressed copies in 4 MiB
+``cudaMemcpy`` host-to-device through ``client/uploads.py`` (compressed copies in 1 MiB
 chunks, so that compression, wire and decompression overlap), timed from the call to its
 answer, median of --repeat; each copy is read back and compared. Client, server and
 emulator share this machine's cores, so the compression runs slower than on an idle robot.
