@@ -295,3 +295,25 @@ def test_auto_compresses_at_edge_once_the_link_is_measured(interposer, examples_
         assert s.client.bandwidth.bps is not None and s.client.bandwidth.bps <= 460e6
     assert st['compressed_payloads'] >= 1 and st['errors'] == 0
     assert st['payload_wire_bytes'] < st['payload_bytes']
+
+
+def test_codecs_are_safe_from_several_threads():
+    """The client node compresses on every session's thread, the server decompresses on
+    its sessions' and its I/O thread."""
+    import threading
+    inputs = [model_input(640)[i * 100000:] for i in range(4)]
+    bad = []
+
+    def work(data):
+        for _ in range(5):
+            for codec in payload_codec.CODECS:
+                packed = payload_codec.compress(codec, data)
+                if payload_codec.decompress(codec, packed, len(data), len(data)) != data:
+                    bad.append(codec)
+
+    threads = [threading.Thread(target=work, args=(d,)) for d in inputs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad

@@ -13,6 +13,7 @@ does not decode at all raises PayloadError, never allocates more than ``zn`` byt
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Dict, Tuple
 
 import lz4.block
@@ -27,17 +28,22 @@ class PayloadError(ValueError):
     """A compressed frame that cannot be restored; the message says what was wrong."""
 
 
-_zstd_c = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-_zstd_d = zstandard.ZstdDecompressor()
+_local = threading.local()   # zstandard's (de)compressor objects are not thread-safe
 
 
-def compress(codec: str, data: Any, threads: int = 0) -> bytes:
-    """``data`` (bytes-like) compressed with ``codec``; ``threads`` > 1 lets zstd use that
-    many threads (the output is one ordinary zstd frame)."""
+def _zstd() -> Tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+    pair = getattr(_local, 'zstd', None)
+    if pair is None:
+        pair = _local.zstd = (zstandard.ZstdCompressor(level=ZSTD_LEVEL),
+                              zstandard.ZstdDecompressor())
+    return pair
+
+
+def compress(codec: str, data: Any) -> bytes:
+    """``data`` (bytes-like) compressed with ``codec`` (zstd: one frame that states its
+    size, which decompress() checks before allocating)."""
     if codec == 'zstd':
-        c = _zstd_c if threads <= 1 else zstandard.ZstdCompressor(level=ZSTD_LEVEL,
-                                                                  threads=threads)
-        return c.compress(data)
+        return _zstd()[0].compress(data)
     if codec == 'lz4':
         return lz4.block.compress(data, store_size=False)
     raise ValueError(f'unknown compression codec {codec!r}; known: {", ".join(CODECS)}')
@@ -66,7 +72,7 @@ def decompress(codec: Any, data: Any, raw_len: Any, limit: int) -> bytes:
             size = zstandard.frame_content_size(view)
             if size != raw_len:
                 raise PayloadError(f'zstd frame holds {size} bytes, the header says {raw_len}')
-            out = _zstd_d.decompress(view, max_output_size=raw_len)
+            out = _zstd()[1].decompress(view, max_output_size=raw_len)
         else:
             out = lz4.block.decompress(view, uncompressed_size=raw_len)
     except PayloadError:
