@@ -90,6 +90,7 @@ setup(
         (os.path.join('share', package_name, 'config'), glob.glob('config/*.yaml')),
     ],
     install_requires=['setuptools', 'pyzmq', 'pynacl', 'msgpack', 'numpy', 'pyyaml',
+                      'zstandard', 'lz4',
                       'cuda-bindings>=12.8,<14'],   # the edge server's cuda backend
     extras_require={'test': ['pytest']},
     zip_safe=False,

@@ -163,6 +163,7 @@ def test_server_cli_takes_the_node_parameters():
     dests = {a.dest for a in parser()._actions}
     aliases = {'bind_endpoint': 'bind', 'module_cache_dir': 'cache_dir',
                'module_cache_mem_bytes': 'cache_mem_bytes',
+               'module_cache_disk_bytes': 'module_cache_disk_bytes',
                'session_timeout_s': 'session_timeout',
                'unused_session_timeout_s': 'unused_session_timeout'}
     for spec in SERVER_PARAMS:

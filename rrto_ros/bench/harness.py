@@ -285,7 +285,9 @@ class Bench:
 
 def session_summary(s: Dict, warmup: int) -> Dict:
     keep = ('mode', 'phase', 'inferences', 'divergences', 'replay_started_at', 'errors',
-            'modules_uploaded', 'modules_cached', 'server_rtt_us_median', 'state')
+            'modules_uploaded', 'modules_cached', 'module_bytes_uploaded', 'payload_bytes',
+            'payload_wire_bytes', 'compressed_payloads', 'content_bytes_by_hash',
+            'content_bytes_sent', 'server_rtt_us_median', 'state')
     out = {k: s[k] for k in keep if k in s}
     rts = list(s.get('round_trips_per_inference') or ())
     if rts:

@@ -11,6 +11,7 @@ import threading
 from typing import List, Optional
 
 from rrto_ros.cli import add_log_level, setup_logging
+from rrto_ros.client.compression import SETTINGS
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.config import MODES
 from rrto_ros.client.core import ClientCore
@@ -56,6 +57,14 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument('--lane-endpoint', default=d.lane_endpoint,
                     help="tcp://HOST:PORT where apps reach the server's replay lane (default: "
                          "the server's host, the port it announces)")
+    ap.add_argument('--compression', choices=SETTINGS, default=d.compression,
+                    help='lossless compression of large uploads: auto where it pays on the '
+                    'link (measured rule), off, or always zstd / lz4')
+    ap.add_argument('--link-mbit', type=float, default=d.link_mbit,
+                    help="the link's bandwidth for --compression auto (0: measure it)")
+    ap.add_argument('--content-min-bytes', type=int, default=d.content_min_bytes,
+                    help='copies this large into a fresh device address travel as their '
+                    'content key when the server holds them from an earlier run (0: off)')
     add_log_level(ap)
     return ap
 
@@ -69,7 +78,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             heartbeat_s=a.heartbeat, record_window=a.record_window, security=a.security,
             curve_secret_key_file=a.curve_secret_key_file,
             curve_server_key_file=a.curve_server_key_file,
-            replay_lane=not a.no_replay_lane, lane_endpoint=a.lane_endpoint)).start()
+            replay_lane=not a.no_replay_lane, lane_endpoint=a.lane_endpoint,
+            compression=a.compression, link_mbit=a.link_mbit,
+            content_min_bytes=a.content_min_bytes)).start()
     except (ValueError, RuntimeError, OSError) as e:
         logging.error('cannot start: %s', e)
         return 2

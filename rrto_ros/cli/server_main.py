@@ -37,8 +37,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument('--cache-dir', default=default_cache_dir(),
                     help="disk cache of shipped fatbins ('' for memory only)")
     ap.add_argument('--cache-mem-bytes', type=int, default=_DEFAULTS.module_cache_mem_bytes,
-                    help='bytes of modules kept in memory (least recently used go first; '
-                    'the disk cache keeps all)')
+                    help='bytes of the content store (fatbins, weights) kept in memory '
+                    '(least recently used go first; the disk cache keeps them)')
+    ap.add_argument('--module-cache-disk-bytes', type=int,
+                    default=_DEFAULTS.module_cache_disk_bytes,
+                    help='bytes of the content store kept on disk (least recently used '
+                    'files are removed beyond it)')
     ap.add_argument('--max-sessions', type=int, default=_DEFAULTS.max_sessions,
                     help='most app sessions served at once; more are refused')
     ap.add_argument('--max-message-bytes', type=int, default=_DEFAULTS.max_message_bytes,
@@ -80,6 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         server = Server(ServerConfig(
             bind_endpoint=a.bind, backend=backend, device=a.device,
             module_cache_dir=a.cache_dir or None, module_cache_mem_bytes=a.cache_mem_bytes,
+            module_cache_disk_bytes=a.module_cache_disk_bytes,
             max_sessions=a.max_sessions, max_message_bytes=a.max_message_bytes,
             max_module_bytes=a.max_module_bytes, session_memory_bytes=a.session_memory_bytes,
             session_timeout_s=a.session_timeout,

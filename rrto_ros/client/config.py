@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rrto_ros.client import agent_socket
+from rrto_ros.client.compression import check_compression
 from rrto_ros.protocol.curve import check_security
 
 MODES = ('rpc', 'pipelined', 'replay')
@@ -27,6 +28,13 @@ class ClientConfig:
     curve_server_key_file: str = ''   # the server's public key
     replay_lane: bool = True          # apps send replays straight to the server's lane
     lane_endpoint: str = ''           # tcp://HOST:PORT of the lane; '': server's host
+    # Lossless compression of large uploads (client/compression.py): auto (where the
+    # measured rule says it pays on this link), off, zstd or lz4 (always).
+    compression: str = 'auto'
+    link_mbit: float = 0.0            # the link's bandwidth for auto; 0: measure it
+    # Copies of at least this many bytes into a fresh device address travel by content
+    # key when the server holds them from an earlier start of the app; 0: never.
+    content_min_bytes: int = 16 << 10
 
     def __post_init__(self) -> None:
         self.agent_socket = agent_socket.resolve(self.agent_socket)
@@ -35,6 +43,15 @@ class ClientConfig:
         check_mode(self.mode)
         check_security(self.security)
         check_record_window(self.record_window)
+        check_compression(self.compression)
+        if isinstance(self.link_mbit, bool) or not isinstance(self.link_mbit, (int, float)) \
+                or self.link_mbit < 0:
+            raise ValueError(f'link_mbit must be a number >= 0 (0: measure), not '
+                             f'{self.link_mbit!r}')
+        if isinstance(self.content_min_bytes, bool) or \
+                not isinstance(self.content_min_bytes, int) or self.content_min_bytes < 0:
+            raise ValueError(f'content_min_bytes must be an integer >= 0 (0: off), not '
+                             f'{self.content_min_bytes!r}')
         if self.lane_endpoint and not self.lane_endpoint.startswith('tcp://'):
             raise ValueError(f'lane_endpoint {self.lane_endpoint!r} is not tcp://HOST:PORT '
                              "('' uses the server's host and the port it announces)")

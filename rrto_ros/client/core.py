@@ -15,10 +15,12 @@ from typing import Deque, Dict, List, Optional, Tuple
 import zmq
 
 from rrto_ros.client import agent_socket
+from rrto_ros.client.compression import BandwidthEstimate
 from rrto_ros.client.config import check_mode
 from rrto_ros.client.config import check_record_window
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.session import ClientSession
+from rrto_ros.client.uploads import ContentIndex
 from rrto_ros.protocol.curve import client_keys
 from rrto_ros.protocol.curve import open_warning
 from rrto_ros.protocol.keys import exposed
@@ -39,6 +41,10 @@ class ClientCore:
         # so that a node serving apps for days keeps a flat memory.
         self.finished: Deque[dict] = collections.deque(maxlen=FINISHED_KEPT)
         self.finished_total = 0
+        # Shared by the sessions: what the server stored for earlier runs of each app, and
+        # the link's measured bandwidth.
+        self.content = ContentIndex()
+        self.bandwidth = BandwidthEstimate()
         self._lock = threading.Lock()
         self._listener: Optional[socket.socket] = None
         self._thread: Optional[threading.Thread] = None
@@ -142,7 +148,8 @@ class ClientCore:
                 conn.close()
                 continue
             conn.settimeout(None)
-            session = ClientSession(conn, self.ctx, self.config, self._ended, self.curve)
+            session = ClientSession(conn, self.ctx, self.config, self._ended, self.curve,
+                                    self.content, self.bandwidth)
             session.thread = threading.Thread(target=session.run, name='rrto-client-session',
                                               daemon=True)
             with self._lock:

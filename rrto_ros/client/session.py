@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from dataclasses import dataclass
-import hashlib
 import logging
 import socket
 import statistics
@@ -15,6 +14,8 @@ from typing import Callable, Dict, Optional
 
 import zmq
 
+from rrto_ros.client.compression import BandwidthEstimate
+from rrto_ros.client.compression import CompressionPolicy
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.lane import default_sodium_library
 from rrto_ros.client.lane import lane_descriptor
@@ -24,11 +25,14 @@ from rrto_ros.client.uplink import HandshakeFailed
 from rrto_ros.client.uplink import LinkStats
 from rrto_ros.client.uplink import ServerLost
 from rrto_ros.client.uplink import Uplink
+from rrto_ros.client.uploads import ContentIndex
+from rrto_ros.client.uploads import Uploader
 from rrto_ros.protocol import agent_wire as wire
 from rrto_ros.protocol import lane_seal
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.ops import Op
+from rrto_ros.server.module_cache import content_key
 from rrto_ros.server.replay import encode_template
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,12 @@ class SessionStats:
     bytes_down: int = 0
     modules_uploaded: int = 0
     modules_cached: int = 0
+    module_bytes_uploaded: int = 0      # fatbin bytes sent (0 when the server had them)
+    payload_bytes: int = 0              # bytes of copies to the device and replay inputs
+    payload_wire_bytes: int = 0         # what of them travelled (after compression)
+    compressed_payloads: int = 0
+    content_bytes_by_hash: int = 0      # copies the server had: their key travelled
+    content_bytes_sent: int = 0         # content-addressed copies whose bytes travelled
     errors: int = 0
     server_rtt_us_median: float = 0.0
     state: str = 'running'
@@ -66,11 +76,16 @@ class SessionStats:
 class ClientSession:
     def __init__(self, conn: socket.socket, ctx: zmq.Context, config: ClientConfig,
                  on_end: Callable[['ClientSession'], None],
-                 curve: Optional[Dict[str, bytes]] = None) -> None:
+                 curve: Optional[Dict[str, bytes]] = None,
+                 content: Optional[ContentIndex] = None,
+                 bandwidth: Optional[BandwidthEstimate] = None) -> None:
         self.conn = conn
         self.config = config
         self.uplink = Uplink(ctx, config.server_endpoint, config.server_timeout_s,
-                             config.heartbeat_s, curve)
+                             config.heartbeat_s, curve, bandwidth)
+        self.uploads = Uploader(self.uplink, CompressionPolicy(
+            config.compression, config.link_mbit, self.uplink.bandwidth),
+            content or ContentIndex(), config.content_min_bytes, config.server_endpoint)
         self.stats = SessionStats(mode=config.mode)
         self.lost: Optional[str] = None
         self._on_end = on_end
@@ -143,6 +158,12 @@ class ClientSession:
         self.stats.lane_requests = lane.requests
         self.stats.bytes_up = s.bytes_up + lane.bytes_up
         self.stats.bytes_down = s.bytes_down + lane.bytes_down
+        u = self.uploads.stats
+        self.stats.payload_bytes, self.stats.payload_wire_bytes = u.payload_bytes, \
+            u.payload_wire_bytes
+        self.stats.compressed_payloads = u.compressed
+        self.stats.content_bytes_by_hash = u.by_hash_bytes
+        self.stats.content_bytes_sent = u.content_sent_bytes
         rtt = s.rtt_s + lane.rtt_s
         if rtt:
             self.stats.server_rtt_us_median = statistics.median(rtt) * 1e6
@@ -242,8 +263,9 @@ class ClientSession:
                 f'{wire.PROTO_VERSION}: use librrto_cuda.so from the same rrto_ros install'))
         msg = ''
         try:
-            reply = self.uplink.call(Op.HELLO, [pid], timeout_s=self.config.connect_timeout_s,
-                                     pid=pid, app=self.stats.app)
+            reply = self.uplink.call(Op.HELLO, [pid], self.uploads.offer(self.stats.app),
+                                     timeout_s=self.config.connect_timeout_s, pid=pid,
+                                     app=self.stats.app)
         except HandshakeFailed as e:   # refused: a key or the security setting
             msg = f'{e}. CUDA calls fail with cudaErrorNoDevice.'
         except ServerLost as e:
@@ -273,6 +295,7 @@ class ClientSession:
             self.stats.state = 'lost'
             return self._reply(ops.CUDA_ERROR_NO_DEVICE, message=self.lost)
         self.uplink.sid = sid
+        self.uploads.accept(reply)
         limit = reply.extra.get('max_message_bytes')
         self.uplink.max_payload = limit if type(limit) is int and limit > 0 else None
         self._open = True
@@ -341,11 +364,12 @@ class ClientSession:
         if len(buf) < total:
             return self._reply(0)
         image = bytes(self._modules.pop(module_id))
-        key = hashlib.sha256(image).hexdigest()
+        key = content_key(image)
         reply = self.uplink.call(Op.MODULE_LOAD, [module_id], hash=key)
         if reply.extra.get('need_data'):
             reply = self._upload_module(module_id, image, key)
             self.stats.modules_uploaded += 1
+            self.stats.module_bytes_uploaded += len(image)
         else:
             self.stats.modules_cached += 1
         self._answer(reply)
@@ -364,16 +388,22 @@ class ClientSession:
                                 hash=key)
 
     def _forward(self, op: Op, req: wire.AgentRequest) -> None:
-        frames = [req.data] if req.data else []
+        frames, extra = [req.data] if req.data else [], {}
         recording = self.mode == 'replay'
         if op == Op.REPLAY_RUN:
             self.replay.ran(req.args[0], req.args[1], req.args[2], len(req.data))
+            frames, extra = self.uploads.payload(req.data)
+        if op == Op.MEMCPY_HTOD:
+            reply = self.uploads.htod(req.args, req.data, req.wants_reply,
+                                      split=self.mode != 'rpc')
+        elif not req.wants_reply:
+            self.uplink.send(op, req.args, frames, quiet=True, **extra)
+        else:
+            reply = self.uplink.call(op, req.args, frames, **extra)
         if not req.wants_reply:
-            self.uplink.send(op, req.args, frames, quiet=True)
             if recording and op != Op.REPLAY_RUN:
                 self.replay.observe(op, req.args, req.data)
             return
-        reply = self.uplink.call(op, req.args, frames)
         table = None
         if recording and op != Op.REPLAY_RUN:
             self.replay.observe(op, req.args, req.data, reply.res, reply.err)

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import zmq
 
+from rrto_ros.client.compression import BandwidthEstimate
 from rrto_ros.client.handshake import HandshakeWatch
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.messages import decode_reply
@@ -55,8 +56,13 @@ class LinkStats:
 
 class Uplink:
     def __init__(self, ctx: zmq.Context, endpoint: str, server_timeout_s: float = 5.0,
-                 heartbeat_s: float = 1.0, curve: Optional[Dict[str, Any]] = None) -> None:
+                 heartbeat_s: float = 1.0, curve: Optional[Dict[str, Any]] = None,
+                 bandwidth: Optional[BandwidthEstimate] = None) -> None:
         self.endpoint = endpoint
+        # Fed with each blocking round trip and the bytes sent since the previous one.
+        self.bandwidth = bandwidth or BandwidthEstimate()
+        self._burst_bytes = 0
+        self._burst_t0: Optional[float] = None
         self.server_timeout_s = server_timeout_s
         self.heartbeat_s = heartbeat_s
         self.sock = ctx.socket(zmq.DEALER)
@@ -116,8 +122,13 @@ class Uplink:
                                  ) from None
             self.sock.send_multipart(parts, zmq.NOBLOCK, copy=copy)
         self.stats.requests += op not in (PING, ops.Op.BYE)   # as the server counts them
-        self.stats.bytes_up += total_size(parts[1:], parts[0])
+        sent = total_size(parts[1:], parts[0])
+        self.stats.bytes_up += sent
         self.last_sent = time.monotonic()
+        if op != PING:
+            if self._burst_t0 is None:
+                self._burst_t0 = time.perf_counter()
+            self._burst_bytes += sent
         if op == PING:
             self._pings.add(self.seq)
         return self.seq
@@ -128,8 +139,12 @@ class Uplink:
         t0 = time.perf_counter()
         seq = self.send(op, args, frames, **extra)
         reply = self.wait(seq, timeout_s)
+        now = time.perf_counter()
         self.stats.blocking_round_trips += 1
-        self.stats.add_rtt(time.perf_counter() - t0)
+        self.stats.add_rtt(now - t0)
+        if self._burst_t0 is not None:
+            self.bandwidth.round_trip(self._burst_bytes, now - self._burst_t0)
+        self._burst_t0, self._burst_bytes = None, 0
         return reply
 
     def wait(self, seq: int, timeout_s: Optional[float] = None) -> Reply:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import difflib
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
+from rrto_ros.client.compression import SETTINGS
 from rrto_ros.client.config import ClientConfig, MODES
 from rrto_ros.protocol import keys
 from rrto_ros.protocol.curve import DEFAULT_SECURITY, SECURITY_MODES
@@ -116,6 +117,22 @@ CLIENT_PARAMS: Tuple[ParamSpec, ...] = (
               "Where apps reach the server's replay lane, tcp://HOST:PORT; empty: the host "
               'of server_endpoint and the port the server announces (set it behind NAT or a '
               'port forward).' + _RESTART, read_only=True, constraints="'' or tcp://HOST:PORT"),
+    ParamSpec('compression', _CLIENT.compression,
+              'Lossless compression of large uploads (copies to the device, replay inputs) '
+              'on their way to the server: auto compresses where the measured rule says it '
+              'pays (wire time saved > compress + decompress time; on at edge and cloud '
+              'bandwidths, off on fast links), off never, zstd or lz4 always. Outputs are '
+              'bit-identical either way.' + _RESTART, read_only=True,
+              constraints=', '.join(SETTINGS)),
+    ParamSpec('link_mbit', _CLIENT.link_mbit,
+              "The link's bandwidth to the server in Mbit/s, for compression auto; 0: "
+              'measured from the large uploads.' + _RESTART, read_only=True,
+              float_range=(0.0, 1e6)),
+    ParamSpec('content_min_bytes', _CLIENT.content_min_bytes,
+              'Copies of at least this many bytes into a device address written for the '
+              'first time (weights) travel as their content key when the server holds them '
+              'from an earlier start of the same app; 0: off.' + _RESTART, read_only=True,
+              int_range=(0, 1 << 40)),
 )
 
 
@@ -157,8 +174,13 @@ SERVER_PARAMS: Tuple[ParamSpec, ...] = (
               'cudaErrorMemoryAllocation); 0: no cap.' + _RESTART, read_only=True,
               int_range=(0, 1 << 50)),
     ParamSpec('module_cache_mem_bytes', _SERVER.module_cache_mem_bytes,
-              'Bytes of modules kept in memory (least recently used leave first; the disk '
-              'cache keeps them all).' + _RESTART, read_only=True, int_range=(0, 1 << 40)),
+              'Bytes of the content store (shipped fatbins, weights uploaded by content '
+              'key) kept in memory; least recently used leave first, the disk cache keeps '
+              'them.' + _RESTART, read_only=True, int_range=(0, 1 << 40)),
+    ParamSpec('module_cache_disk_bytes', _SERVER.module_cache_disk_bytes,
+              'Bytes of the content store kept in module_cache_dir; least recently used '
+              'files are removed beyond it.' + _RESTART, read_only=True,
+              int_range=(0, 1 << 50)),
     ParamSpec('diagnostics_period_s', 1.0,
               'Seconds between DiagnosticArray messages on /diagnostics.' + _RESTART,
               read_only=True, float_range=(0.05, 60.0)),

@@ -19,7 +19,8 @@ CLIENT_SESSION_KEYS = (
     'app', 'pid', 'state', 'phase', 'mode', 'record_window', 'inferences',
     'blocking_round_trips', 'round_trips_per_inference', 'replay_started_at', 'latency_ms_p50',
     'server_rtt_us_median', 'agent_calls', 'forwarded_calls', 'lane_requests', 'bytes_up',
-    'bytes_down', 'divergences', 'errors', 'last_inference_phase')
+    'bytes_down', 'payload_bytes', 'payload_wire_bytes', 'module_bytes_uploaded',
+    'content_bytes_by_hash', 'divergences', 'errors', 'last_inference_phase')
 CLIENT_NODE_KEYS = ('server_endpoint', 'agent_socket', 'mode', 'record_window', 'sessions',
                     'sessions_finished')
 SERVER_SESSION_KEYS = ('session', 'sid', 'phase', 'executed', 'errors', 'idle_s',
@@ -99,6 +100,12 @@ def client_session_status(node: str, snap: Mapping[str, Any], record_window: Any
         'lane_requests': snap.get('lane_requests', 0),
         'last_inference_phase': snap.get('last_inference_phase', ''),
         'bytes_up': snap.get('bytes_up', 0), 'bytes_down': snap.get('bytes_down', 0),
+        # what copies to the device weighed, and what of them travelled (compressed, or
+        # only their content key): the warm start and the compression, visible
+        'payload_bytes': snap.get('payload_bytes', 0),
+        'payload_wire_bytes': snap.get('payload_wire_bytes', 0),
+        'module_bytes_uploaded': snap.get('module_bytes_uploaded', 0),
+        'content_bytes_by_hash': snap.get('content_bytes_by_hash', 0),
         'divergences': snap.get('divergences', 0), 'errors': snap.get('errors', 0),
     }
     state = values['state']

@@ -76,7 +76,8 @@ class ServerConfig:
     backend: str = 'emu'
     device: int = 0
     module_cache_dir: Optional[str] = '~/.cache/rrto_ros/modules'
-    module_cache_mem_bytes: int = 256 << 20    # modules kept in memory (the disk keeps all)
+    module_cache_mem_bytes: int = 256 << 20    # content kept in memory (the disk keeps more)
+    module_cache_disk_bytes: int = 8 << 30     # content kept on disk (fatbins, weights)
     max_sessions: int = 16
     # Largest payload of one request. The interposer cuts copies at 64 MiB, replay inputs
     # too, and the client node uploads modules in chunks of at most this size: the default
@@ -112,6 +113,8 @@ class ServerConfig:
                              f'{self.max_message_bytes}')
         if self.module_cache_mem_bytes < 0:
             raise ValueError('module_cache_mem_bytes must be >= 0')
+        if self.module_cache_disk_bytes < 0:
+            raise ValueError('module_cache_disk_bytes must be >= 0')
         if self.session_memory_bytes < 0:
             raise ValueError('session_memory_bytes must be >= 0 (0: no cap), not '
                              f'{self.session_memory_bytes}')
@@ -148,7 +151,8 @@ class Server:
         self._own_ctx = context is None and allow is not None
         self.ctx = context or (zmq.Context() if allow is not None else zmq.Context.instance())
         self._auth = None
-        self.cache = ModuleCache(config.module_cache_dir, config.module_cache_mem_bytes)
+        self.cache = ModuleCache(config.module_cache_dir, config.module_cache_mem_bytes,
+                                 config.module_cache_disk_bytes)
         self.sessions: Dict[bytes, ServerSession] = {}
         self.stats = ServerStats()
         self._stop = threading.Event()

@@ -14,6 +14,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 from rrto_ros.protocol import forwarding
 from rrto_ros.protocol import ops
+from rrto_ros.protocol import payload_codec
 from rrto_ros.protocol.messages import frame_bytes
 from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.messages import Request
@@ -29,6 +30,10 @@ from rrto_ros.server.replay import ServerReplay
 
 log = logging.getLogger(__name__)
 NEED_DATA = 'need_data'   # reply key: the server lacks this module, send its bytes
+CONTENT_KEY = 'h'         # request key: a copy's content key (client/uploads.py)
+HELD_KEY = 'held'         # hello reply key: which offered content keys the server holds
+DIGEST = 32               # bytes of a sha256 digest in the hello's offer
+MAX_OFFER = 1 << 16       # content keys a hello may offer
 
 
 class ServerSession:
@@ -52,6 +57,8 @@ class ServerSession:
         self._factory = backend_factory
         self.backend: Optional[Backend] = None
         self.modules: Dict[int, object] = {}
+        # Content the hello promised this session (kept even if the cache drops it).
+        self.held: Dict[str, bytes] = {}
         self.memory = AddressBook()     # what this session's requests may name
         self.memory_quota = memory_quota   # bytes it may allocate; 0: no cap
         self.last_seen = self.opened_at = time.monotonic()
@@ -160,6 +167,7 @@ class ServerSession:
                 raise CudaError(ops.CUDA_ERROR_NOT_SUPPORTED, f'unknown op {req.op!r}')
             if self.backend is None and req.op != Op.HELLO:
                 raise CudaError(ops.CUDA_ERROR_DEVICES_UNAVAILABLE, 'session has no device')
+            self._restore(req)
             self._guard(req)
             out = handler(req)
             self.executed += req.op != Op.BYE   # as the client node counts its requests
@@ -191,6 +199,31 @@ class ServerSession:
             raise CudaError(ops.CUDA_ERROR_NOT_READY, 'not ready')
         return [], []
 
+    def _restore(self, req: Request) -> None:
+        """Give ``req`` its payload as the app sent it: decompress a compressed frame, or
+        take a copy sent by content key from what the hello promised."""
+        if payload_codec.describes(req.extra):
+            codec, raw_len = payload_codec.pop_header(req.extra)
+            if len(req.frames) != 1:
+                raise payload_codec.PayloadError(f'a compressed request carries one frame, '
+                                                 f'not {len(req.frames)}')
+            limit = self.max_message_bytes if self.max_message_bytes is not None else 1 << 30
+            req.frames = [payload_codec.decompress(codec, frame_bytes(req.frames[0]), raw_len,
+                                                   limit)]
+        key = req.extra.get(CONTENT_KEY)
+        if key is None:
+            return
+        if req.op != Op.MEMCPY_HTOD or not isinstance(key, str):
+            raise ValueError(f'a content key goes with MEMCPY_HTOD only, as text (got '
+                             f'{_op_name(req.op)} with {key!r:.40})')
+        if not req.frames:
+            data = self.held.get(key)
+            if data is None:
+                raise CudaError(ops.CUDA_ERROR_INVALID_VALUE, f'copy by content key '
+                                f'{key[:16]}... that this session was not offered at its '
+                                'hello: the client node must send the bytes')
+            req.frames = [data]
+
     # ----------------------------------------------------------- handlers
     def _hello(self, req: Request) -> tuple:
         try:
@@ -201,12 +234,32 @@ class ServerSession:
             raise CudaError(ops.CUDA_ERROR_NO_DEVICE,
                             f'the server could not open its device: {e}') from None
         extra = {'sid': self.sid, 'backend': self.backend.name}
+        if req.frames:
+            extra[HELD_KEY] = self._hold(bytes(frame_bytes(req.frames[0])))
         if self.lane_port is not None and self.lane_key is not None:
             extra['lane_port'] = self.lane_port
             extra['lane_key'] = self.lane_key   # inside CURVE when security is curve
         if self.max_message_bytes is not None:
             extra['max_message_bytes'] = self.max_message_bytes
         return [1], [], extra
+
+    def _hold(self, offer: bytes) -> bytes:
+        """Keep for this session what the content store holds of the offered keys, up to
+        the store's memory bound (what is not kept travels as bytes); one byte per key, 1
+        if held."""
+        if len(offer) % DIGEST or len(offer) > MAX_OFFER * DIGEST:
+            raise ValueError(f'the hello offers {len(offer)} bytes of content keys, not a '
+                             f'multiple of {DIGEST} up to {MAX_OFFER} keys')
+        held = bytearray(len(offer) // DIGEST)
+        budget = self.cache.max_mem_bytes
+        for i in range(len(held)):
+            key = offer[i * DIGEST:(i + 1) * DIGEST].hex()
+            data = self.held.get(key) or self.cache.get(key)
+            if data is not None and len(data) <= budget:
+                budget -= len(data)
+                self.held[key] = data
+                held[i] = 1
+        return bytes(held)
 
     def _bye(self, req: Request) -> Tuple[list, list]:
         return [], []
@@ -258,6 +311,9 @@ class ServerSession:
 
     def _htod(self, req: Request) -> Tuple[list, list]:
         data = frame_bytes(req.frames[0]) if req.frames else memoryview(b'')
+        key = req.extra.get(CONTENT_KEY)
+        if key is not None and key not in self.held:   # new content: keep it for next time
+            self.cache.put(key, data)
         self.backend.memcpy_htod(req.args[0], data, req.args[1], bool(req.args[2]))
         return [], []
 
