@@ -13,11 +13,13 @@ from rrto_ros.protocol import ops
 MAGIC = 0x4F545252
 PROTO_VERSION = 1
 F_NOREPLY = 1
+F_DEFERRED = 2       # the interposer reads this reply later (when the app synchronises)
 R_MESSAGE = 1
 R_TABLE = 2          # a replay table (uint32 length + bytes) follows the reply's data
 MAX_ARGS = 16
 CHUNK = 64 << 20
 MAX_MODULE_BYTES = 1 << 30    # a fatbin (module image) the client node assembles
+BULK = 65536         # data at least this large are read and passed on without copies
 
 REQ = struct.Struct('<IHHII')      # magic, op, flags, nargs, len
 REP = struct.Struct('<IiIIII')     # magic, err, nres, len, mode, flags
@@ -47,11 +49,17 @@ class AgentRequest:
     op: int
     flags: int
     args: Tuple[int, ...]
-    data: bytes
+    data: bytes          # a bytearray when BULK or larger
 
     @property
     def wants_reply(self) -> bool:
         return not self.flags & F_NOREPLY
+
+    @property
+    def deferred(self) -> bool:
+        """The app is not waiting for this reply: it must carry no replay table (the app
+        has made later calls by the time it reads it)."""
+        return bool(self.flags & F_DEFERRED)
 
 
 def recv_exact(sock: socket.socket, n: int) -> bytearray:
@@ -72,9 +80,14 @@ def read_request(sock: socket.socket) -> AgentRequest:
         raise WireError(f'bad magic 0x{magic:08x} (not an rrto interposer, or a version mismatch)')
     if nargs > MAX_ARGS or length > CHUNK:
         raise WireError(f'frame too large: {nargs} args, {length} bytes')
-    body = recv_exact(sock, 8 * nargs + length) if nargs or length else b''
+    if length < BULK:
+        body = recv_exact(sock, 8 * nargs + length) if nargs or length else b''
+        data = bytes(body[8 * nargs:])
+    else:   # bulk data in a buffer of its own: no copy after the read
+        body = recv_exact(sock, 8 * nargs) if nargs else b''
+        data = recv_exact(sock, length)
     args = struct.unpack_from(f'<{nargs}Q', body) if nargs else ()
-    req = AgentRequest(op, flags, args, bytes(body[8 * nargs:]))
+    req = AgentRequest(op, flags, args, data)
     check_request(req)
     return req
 
@@ -110,14 +123,15 @@ def encode_request(op: int, args: Sequence[int], data: bytes = b'', flags: int =
         struct.pack(f'<{len(args)}Q', *args) + data
 
 
-def send_reply(sock: socket.socket, err: int, res: Sequence[int] = (), data: bytes = b'',
+def send_reply(sock: socket.socket, err: int, res: Sequence[int] = (), data=b'',
                mode: int = 0, message: bool = False, table: bytes | None = None) -> None:
-    """Answer one request; ``table`` (b'' withdraws the current one) rides along."""
+    """Answer one request; ``table`` (b'' withdraws the current one) rides along. ``data``:
+    any bytes-like object (a received frame's memoryview is sent without a copy)."""
     flags = (R_MESSAGE if message else 0) | (R_TABLE if table is not None else 0)
     head = REP.pack(MAGIC, err, len(res), len(data), mode, flags) + \
         struct.pack(f'<{len(res)}Q', *[r & 0xFFFFFFFFFFFFFFFF for r in res])
     tail = b'' if table is None else struct.pack('<I', len(table)) + table
-    if len(data) + len(tail) < 65536:
+    if len(data) + len(tail) < BULK:
         sock.sendall(head + bytes(data) + tail)
     else:
         sock.sendall(head)
