@@ -70,6 +70,8 @@ class ClientSession:
                  on_end: Callable[['ClientSession'], None],
                  curve: Optional[Dict[str, bytes]] = None) -> None:
         self.conn = conn
+        # Copies to the host leave in fewer, larger writes (the kernel caps it at wmem_max).
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, wire.SOCKET_BUFFER)
         self.config = config
         self.uplink = Uplink(ctx, config.server_endpoint, config.server_timeout_s,
                              config.heartbeat_s, curve)

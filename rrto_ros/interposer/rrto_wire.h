@@ -18,6 +18,7 @@
                                          (uint32 length, then the table) */
 #define RRTO_MAX_ARGS 16u
 #define RRTO_CHUNK (64u << 20)        /* largest data part of one message */
+#define RRTO_SOCKET_BUFFER (4 << 20)  /* SO_SNDBUF of both ends: bulk data in fewer writes */
 #define RRTO_COPY_CHUNK (4u << 20)    /* copies in `pipelined` travel in pieces this large:
                                          stages overlap, buffers get reused */
 

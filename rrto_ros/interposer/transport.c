@@ -369,6 +369,8 @@ static int ensure_connected(void) {
     return g_dead_err;
   }
   g_fd = fd;
+  int sndbuf = RRTO_SOCKET_BUFFER;   /* the kernel caps it at net.core.wmem_max */
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   char exe[512];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n < 0) n = 0;

@@ -20,6 +20,7 @@ MAX_ARGS = 16
 CHUNK = 64 << 20
 MAX_MODULE_BYTES = 1 << 30    # a fatbin (module image) the client node assembles
 BULK = 65536         # data at least this large are read and passed on without copies
+SOCKET_BUFFER = 4 << 20   # SO_SNDBUF of both ends (RRTO_SOCKET_BUFFER in rrto_wire.h)
 
 REQ = struct.Struct('<IHHII')      # magic, op, flags, nargs, len
 REP = struct.Struct('<IiIIII')     # magic, err, nres, len, mode, flags

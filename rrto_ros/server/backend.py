@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Sequence, Tuple, Union
 
 
 class CudaError(Exception):
@@ -49,7 +49,8 @@ class Backend(abc.ABC):
     def memcpy_htod(self, dst: int, data: memoryview, stream: int, is_async: bool) -> None: ...
 
     @abc.abstractmethod
-    def memcpy_dtoh(self, src: int, count: int, stream: int, is_async: bool) -> bytes: ...
+    def memcpy_dtoh(self, src: int, count: int, stream: int, is_async: bool
+                    ) -> Union[bytes, bytearray]: ...
 
     @abc.abstractmethod
     def memcpy_dtod(self, dst: int, src: int, count: int, stream: int,
