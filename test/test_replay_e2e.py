@@ -147,3 +147,30 @@ def test_replay_mode_without_repetition_stays_forwarding(examples_dir, backend):
     assert r.returncode == 0, r.stderr
     assert s['replay_started_at'] == -1 and s['phase'] == 'recording'
     assert s['divergences'] == 0 and s['departures'] == 0
+
+
+@pytest.fixture(scope='module')
+def async_infer(tmp_path_factory, cuda_include):
+    """test/c/async_infer.c built like an app: gcc, dynamic libcudart."""
+    from conftest import _cudart_dir, ROOT
+    out = tmp_path_factory.mktemp('c') / 'async_infer'
+    libdir = _cudart_dir(cuda_include)
+    subprocess.run(['gcc', '-O1', '-o', str(out), str(ROOT / 'test' / 'c' / 'async_infer.c'),
+                    '-I', str(cuda_include), '-L', str(libdir), '-lcudart',
+                    f'-Wl,-rpath,{libdir}'], check=True)
+    return out
+
+
+def test_replay_of_an_async_copy_to_the_host_costs_one_round_trip(async_infer, backend,
+                                                                  interposer):
+    """PyTorch's shape of an output (cudaMemcpyAsync to the host, then a stream sync): while
+    recording, the copy's answer is deferred to the sync; the sequence is still found and a
+    replayed inference still costs one blocking round trip."""
+    with LocalStack(backend, 'replay') as stack:
+        stack.client.set_record_window(WINDOW)
+        r = stack.run([str(async_infer), '60'], timeout=600)
+        s = stack.last_session()
+    assert r.returncode == 0 and r.stdout == 'PASS\n', r.stdout + r.stderr
+    assert s['divergences'] == 0 and 0 <= s['replay_started_at'] <= WINDOW + 1
+    steady = s['round_trips_per_inference'][WINDOW + 3:]
+    assert len(steady) > 40 and max(steady) == 1
