@@ -174,3 +174,13 @@ def test_replay_of_an_async_copy_to_the_host_costs_one_round_trip(async_infer, b
     assert s['divergences'] == 0 and 0 <= s['replay_started_at'] <= WINDOW + 1
     steady = s['round_trips_per_inference'][WINDOW + 3:]
     assert len(steady) > 40 and max(steady) == 1
+
+
+def test_session_outlives_an_unread_async_copy(async_infer, backend, interposer):
+    """The app's host work between an async copy to the host and its sync may outlast the
+    server's session timeout: the client node, stuck handing over the data, keeps the
+    session alive."""
+    with LocalStack(backend, 'pipelined', server_options={'session_timeout_s': 1.0},
+                    client_options={'heartbeat_s': 0.2}) as stack:
+        r = stack.run([str(async_infer), 'late', '3'], timeout=600)
+    assert r.returncode == 0 and r.stdout == 'PASS\n', r.stdout + r.stderr

@@ -179,7 +179,14 @@ class ClientSession:
         if message:
             wire.send_reply(self.conn, err, res, message.encode(), mode, message=True)
         else:
-            wire.send_reply(self.conn, err, res, data, mode, table=table)
+            wire.send_reply(self.conn, err, res, data, mode, table=table, idle=self._idle)
+
+    def _idle(self) -> None:
+        """The app has not read a reply for a while (a deferred copy's data wait for it to
+        synchronise): the server session must not time out meanwhile."""
+        if self._open and not self.lost and \
+                time.monotonic() - self.uplink.last_sent > self.config.heartbeat_s:
+            self.uplink.ping()
 
     def request_restart(self) -> None:
         """Ask (from any thread) to drop the recorded sequence and record again."""

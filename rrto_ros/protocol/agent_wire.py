@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import select
 import socket
 import struct
-from typing import Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 from rrto_ros.protocol import ops
 
@@ -20,6 +21,7 @@ MAX_ARGS = 16
 CHUNK = 64 << 20
 MAX_MODULE_BYTES = 1 << 30    # a fatbin (module image) the client node assembles
 BULK = 65536         # data at least this large are read and passed on without copies
+IDLE_S = 0.1         # a reply the app is slow to read: how often send_reply calls idle()
 SOCKET_BUFFER = 4 << 20   # SO_SNDBUF of both ends (RRTO_SOCKET_BUFFER in rrto_wire.h)
 
 REQ = struct.Struct('<IHHII')      # magic, op, flags, nargs, len
@@ -125,20 +127,34 @@ def encode_request(op: int, args: Sequence[int], data: bytes = b'', flags: int =
 
 
 def send_reply(sock: socket.socket, err: int, res: Sequence[int] = (), data=b'',
-               mode: int = 0, message: bool = False, table: bytes | None = None) -> None:
+               mode: int = 0, message: bool = False, table: bytes | None = None,
+               idle: Optional[Callable[[], None]] = None) -> None:
     """Answer one request; ``table`` (b'' withdraws the current one) rides along. ``data``:
-    any bytes-like object (a received frame's memoryview is sent without a copy)."""
+    any bytes-like object (a received frame's memoryview is sent without a copy).
+    ``idle``: called every IDLE_S while the app does not read bulk data (a deferred copy's
+    answer waits for the app to synchronise), e.g. to keep the server session alive."""
     flags = (R_MESSAGE if message else 0) | (R_TABLE if table is not None else 0)
     head = REP.pack(MAGIC, err, len(res), len(data), mode, flags) + \
         struct.pack(f'<{len(res)}Q', *[r & 0xFFFFFFFFFFFFFFFF for r in res])
     tail = b'' if table is None else struct.pack('<I', len(table)) + table
+    send = sock.sendall if idle is None else (lambda b: _send_patiently(sock, b, idle))
     if len(data) + len(tail) < BULK:
-        sock.sendall(head + bytes(data) + tail)
+        send(head + bytes(data) + tail)
     else:
-        sock.sendall(head)
-        sock.sendall(data)
+        send(head)
+        send(data)
         if tail:   # an app that has read its answer may exit at once: send nothing more
-            sock.sendall(tail)
+            send(tail)
+
+
+def _send_patiently(sock: socket.socket, data, idle: Callable[[], None]) -> None:
+    view = memoryview(data)
+    while view.nbytes:
+        try:
+            view = view[sock.send(view, socket.MSG_DONTWAIT):]
+        except (BlockingIOError, InterruptedError):
+            if not select.select([], [sock], [], IDLE_S)[1]:
+                idle()
 
 
 def read_reply(sock: socket.socket) -> Tuple[int, Tuple[int, ...], bytes, int, int]:
