@@ -412,10 +412,6 @@ int rrto_recv_locked(struct rrto_reply *rep) {
     mark_dead(cudaErrorDevicesUnavailable, "lost the connection to the rrto client node");
     return g_dead_err;
   }
-  if (!rep->err && g_def_err) {   /* a deferred copy failed: this wait reports it */
-    rep->err = g_def_err;
-    g_def_err = 0;
-  }
   return rep->err;
 }
 
@@ -433,7 +429,12 @@ static int call_locked(uint16_t op, uint16_t flags, const uint64_t *args, uint32
   int err = ensure_connected();
   if (err) return err;
   if (rrto_replay_handle(op, args, nargs, data, len, rep, &err)) return err;
-  return rrto_xfer_locked(op, flags, args, nargs, data, len, rep);
+  err = rrto_xfer_locked(op, flags, args, nargs, data, len, rep);
+  if (!err && !(flags & RRTO_F_NOREPLY) && g_def_err) {   /* a deferred copy failed: */
+    err = g_def_err;                                       /* the app's wait reports it */
+    g_def_err = 0;
+  }
+  return err;
 }
 
 int rrto_call(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data,
@@ -475,6 +476,10 @@ int rrto_call_deferred(uint16_t op, const uint64_t *args, uint32_t nargs, void *
     if (g_mode == RRTO_MODE_RPC || g_def_n == MAX_DEFERRED) {
       err = rrto_xfer_locked(op, 0, args, nargs, NULL, 0, &rep);
       if (!err && rep.out_len != cap) err = cudaErrorUnknown;
+      if (!err && g_def_err) {   /* as in call_locked */
+        err = g_def_err;
+        g_def_err = 0;
+      }
     } else {
       err = rrto_send_locked(op, RRTO_F_DEFERRED, args, nargs, NULL, 0);
       if (!err) {
