@@ -110,17 +110,18 @@ def test_no_client_node_is_one_clear_line(local_answers, interposer, tmp_path):
     assert 'nobody.sock' in lines[0] and 'rrto-client' in lines[0]
 
 
-def _late_copies():
+def _late_copies(output: bytes = b''):
     """MEMCPY_DTOH answers for local_answers.c's deferred(): the pattern it checks, the first
-    one late (so that the app's polling loop runs meanwhile), an error for an odd address."""
+    one late (so that the app's polling loop runs meanwhile), an error for an odd address;
+    each with ``output`` as device printf text."""
     late = [0.3]
 
     def answer(req: wire.AgentRequest):
         src, count = req.args[:2]
         if src & 0xff:
-            return ops.CUDA_ERROR_INVALID_VALUE, (), b''
+            return ops.CUDA_ERROR_INVALID_VALUE, (), b'', None, output
         time.sleep(late.pop() if late else 0)
-        return 0, (), (bytes(range(256)) * (count // 256 + 1))[:count]
+        return 0, (), (bytes(range(256)) * (count // 256 + 1))[:count], None, output
     return answer
 
 
@@ -158,3 +159,19 @@ def test_async_copy_to_host_blocks_in_rpc(local_answers, interposer):
     assert out['polls'] == '0' and out['data_after_query'] == '1'
     assert out['copy3'] == '1' and out['sync3'] == '0'    # the error at once
     assert not any(q.flags & wire.F_DEFERRED for q in agent.received)
+
+
+def test_device_printf_text_reaches_the_apps_stdout(local_answers, interposer):
+    """Text that rides on replies (RRTO_R_OUTPUT) lands on the app's stdout, whether the
+    app waited for the reply or read it later (a deferred copy's)."""
+    agent = FakeAgent(mode='pipelined', answers={
+        Op.MEMCPY_DTOH: _late_copies(b'from a copy\n'),
+        Op.DEVICE_SYNC: lambda r: (0, (), b'', None, b'from a sync\n')})
+    try:
+        r = run(local_answers, agent.path, 'deferred', interposer, str(1 << 20))
+    finally:
+        agent.close()
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0, r.stderr
+    assert lines.count('from a copy') == 3 and lines.count('from a sync') == 2
+    assert parse(r.stdout)['data_after_sync'] == '1'    # the data around the text are right

@@ -26,6 +26,7 @@ from rrto_ros.client.uplink import Uplink
 from rrto_ros.protocol import agent_wire as wire
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.messages import frame_bytes
+from rrto_ros.protocol.messages import OUTPUT
 from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.ops import Op
 from rrto_ros.server.replay import encode_template
@@ -170,16 +171,18 @@ class ClientSession:
 
     # ----------------------------------------------------------- one call
     def _reply(self, err: int, res=(), data=b'', message: str = '',
-               table: Optional[bytes] = None) -> None:
+               table: Optional[bytes] = None, output: bytes = b'') -> None:
         if err:
             self.stats.errors += 1
         mode = wire.MODE_IDS[self.mode]
         if self.mode != 'replay' and self.replay.active:
             self.replay.active = False      # the interposer drops its table on this reply
         if message:
-            wire.send_reply(self.conn, err, res, message.encode(), mode, message=True)
+            wire.send_reply(self.conn, err, res, message.encode(), mode, message=True,
+                            output=output)
         else:
-            wire.send_reply(self.conn, err, res, data, mode, table=table, idle=self._idle)
+            wire.send_reply(self.conn, err, res, data, mode, table=table, idle=self._idle,
+                            output=output)
 
     def _idle(self) -> None:
         """The app has not read a reply for a while (a deferred copy's data wait for it to
@@ -454,13 +457,22 @@ class ClientSession:
         return self.replay.install(seqs, start_seq, start_pos)
 
     def _answer(self, reply, table: Optional[bytes] = None) -> None:
-        """Reply to the interposer; an earlier asynchronous error takes precedence."""
+        """Reply to the interposer; an earlier asynchronous error takes precedence. Device
+        printf text (the last frame, when the server says so) goes to the app's stdout."""
         deferred = self.uplink.take_deferred()
+        output = _output_of(deferred) + _output_of(reply)
         if deferred is not None:
             log.info('session %s: asynchronous error %d reported now: %s', self.label,
                      deferred.err, deferred.message)
-            return self._reply(deferred.err)
+            return self._reply(deferred.err, output=output)
         if reply.err and reply.message:
             log.info('session %s: %s', self.label, reply.message)
         data = frame_bytes(reply.frames[0]) if reply.frames else b''
-        self._reply(reply.err, reply.res, data, table=table)
+        self._reply(reply.err, reply.res, data, table=table, output=output)
+
+
+def _output_of(reply: Optional[Reply]) -> bytes:
+    """Takes the device printf frame off a server reply (b'' when it has none)."""
+    if reply is None or not reply.extra.get(OUTPUT) or not reply.frames:
+        return b''
+    return bytes(frame_bytes(reply.frames.pop()))

@@ -16,6 +16,9 @@
 #define RRTO_R_MESSAGE 1u             /* reply flag: data is a message for the app's log */
 #define RRTO_R_TABLE 2u               /* reply flag: a replay table follows the data
                                          (uint32 length, then the table) */
+#define RRTO_R_OUTPUT 4u              /* reply flag: device printf text follows the data,
+                                         before a table (uint32 length, then the text):
+                                         the interposer writes it to the app's stdout */
 #define RRTO_MAX_ARGS 16u
 #define RRTO_CHUNK (64u << 20)        /* largest data part of one message */
 #define RRTO_SOCKET_BUFFER (4 << 20)  /* SO_SNDBUF of both ends: bulk data in fewer writes */

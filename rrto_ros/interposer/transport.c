@@ -44,15 +44,16 @@ static struct deferred {
 static unsigned g_def_head, g_def_n;
 static int g_def_err;             /* first error of a deferred reply, for the next wait */
 
-enum { RD_HDR, RD_RES, RD_BODY, RD_SKIP, RD_TLEN, RD_TSKIP, RD_DONE };
+enum { RD_HDR, RD_RES, RD_BODY, RD_SKIP, RD_OLEN, RD_OTEXT, RD_TLEN, RD_TSKIP, RD_DONE };
 static struct {                   /* the oldest deferred reply, as far as it has arrived */
   int step;
   char *p;                        /* where the current step's bytes go (NULL: discarded) */
   size_t left;
   size_t skip;                    /* bytes of the body past the caller's buffer */
+  int to_stdout;                  /* the current step's bytes go to the app's stdout */
   struct rrto_rep_hdr h;
   uint64_t res[RRTO_MAX_ARGS];
-  uint32_t tlen;
+  uint32_t olen, tlen;
   char msg[1024];
 } g_rd;
 
@@ -152,6 +153,32 @@ int rrto_discard(int fd, size_t len) {
   return 0;
 }
 
+/* Device printf text of the session (RRTO_R_OUTPUT), for the app's own stdout, after what
+ * the app itself has buffered there. */
+static void write_stdout(const char *p, size_t n) {
+  while (n) {
+    ssize_t k = write(1, p, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return;   /* stdout closed: the text is lost, as the app's own would be */
+    p += k;
+    n -= (size_t)k;
+  }
+}
+
+static int recv_output(void) {
+  uint32_t n;
+  char buf[16384];
+  if (rrto_read_all(g_fd, &n, sizeof n)) return -1;
+  fflush(stdout);
+  while (n) {
+    size_t k = n < sizeof buf ? n : sizeof buf;
+    if (rrto_read_all(g_fd, buf, k)) return -1;
+    write_stdout(buf, k);
+    n -= (uint32_t)k;
+  }
+  return 0;
+}
+
 /* The next step of reading the oldest deferred reply, once the current one is complete. */
 static int rd_next(void) {
   struct deferred *d = &g_def[g_def_head];
@@ -178,6 +205,15 @@ static int rd_next(void) {
       g_rd.left = g_rd.skip;
       return 0;
     case RD_SKIP:
+      if (g_rd.h.flags & RRTO_R_OUTPUT) {
+        g_rd.step = RD_OLEN;
+        g_rd.p = (char *)&g_rd.olen;
+        g_rd.left = sizeof g_rd.olen;
+        return 0;
+      }
+      /* fall through */
+    case RD_OTEXT:
+      g_rd.to_stdout = 0;
       if (g_rd.h.flags & RRTO_R_TABLE) {
         g_rd.step = RD_TLEN;
         g_rd.p = (char *)&g_rd.tlen;
@@ -185,6 +221,13 @@ static int rd_next(void) {
       } else {
         g_rd.step = RD_DONE;
       }
+      return 0;
+    case RD_OLEN:
+      fflush(stdout);
+      g_rd.step = RD_OTEXT;
+      g_rd.p = NULL;
+      g_rd.to_stdout = 1;
+      g_rd.left = g_rd.olen;
       return 0;
     case RD_TLEN:   /* the client node attaches no table to a deferred reply: dropped */
       g_rd.step = RD_TSKIP;
@@ -241,6 +284,7 @@ static int pump(int block) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && !block && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
     if (n <= 0) return -1;
+    if (g_rd.to_stdout) write_stdout(scratch, (size_t)n);
     if (g_rd.p) g_rd.p += n;
     g_rd.left -= (size_t)n;
   }
@@ -301,11 +345,12 @@ static int recv_rep(struct rrto_reply *rep) {
     msg[n] = 0;
     rrto_log("%s", msg);
     rep->out_len = 0;
-    return 0;
+    return (h.flags & RRTO_R_OUTPUT) ? recv_output() : 0;
   }
   size_t keep = h.len < rep->out_cap ? h.len : rep->out_cap;
   if (keep && rrto_read_all(g_fd, rep->out, keep)) return -1;
   if (rrto_discard(g_fd, h.len - keep)) return -1;
+  if ((h.flags & RRTO_R_OUTPUT) && recv_output()) return -1;
   if (h.flags & RRTO_R_TABLE) {   /* a replay table follows: install it */
     uint32_t n;
     if (rrto_read_all(g_fd, &n, sizeof n)) return -1;

@@ -17,6 +17,7 @@ F_NOREPLY = 1
 F_DEFERRED = 2       # the interposer reads this reply later (when the app synchronises)
 R_MESSAGE = 1
 R_TABLE = 2          # a replay table (uint32 length + bytes) follows the reply's data
+R_OUTPUT = 4         # device printf text (uint32 length + bytes) for the app's stdout
 MAX_ARGS = 16
 CHUNK = 64 << 20
 MAX_MODULE_BYTES = 1 << 30    # a fatbin (module image) the client node assembles
@@ -128,15 +129,18 @@ def encode_request(op: int, args: Sequence[int], data: bytes = b'', flags: int =
 
 def send_reply(sock: socket.socket, err: int, res: Sequence[int] = (), data=b'',
                mode: int = 0, message: bool = False, table: bytes | None = None,
-               idle: Optional[Callable[[], None]] = None) -> None:
-    """Answer one request; ``table`` (b'' withdraws the current one) rides along. ``data``:
-    any bytes-like object (a received frame's memoryview is sent without a copy).
-    ``idle``: called every IDLE_S while the app does not read bulk data (a deferred copy's
-    answer waits for the app to synchronise), e.g. to keep the server session alive."""
-    flags = (R_MESSAGE if message else 0) | (R_TABLE if table is not None else 0)
+               idle: Optional[Callable[[], None]] = None, output: bytes = b'') -> None:
+    """Answer one request; ``table`` (b'' withdraws the current one) and device printf
+    ``output`` ride along. ``data``: any bytes-like object (a received frame's memoryview is
+    sent without a copy). ``idle``: called every IDLE_S while the app does not read bulk
+    data (a deferred copy's answer waits for the app to synchronise), e.g. to keep the
+    server session alive."""
+    flags = (R_MESSAGE if message else 0) | (R_TABLE if table is not None else 0) | \
+        (R_OUTPUT if output else 0)
     head = REP.pack(MAGIC, err, len(res), len(data), mode, flags) + \
         struct.pack(f'<{len(res)}Q', *[r & 0xFFFFFFFFFFFFFFFF for r in res])
-    tail = b'' if table is None else struct.pack('<I', len(table)) + table
+    tail = (struct.pack('<I', len(output)) + output if output else b'') + \
+        (b'' if table is None else struct.pack('<I', len(table)) + table)
     send = sock.sendall if idle is None else (lambda b: _send_patiently(sock, b, idle))
     if len(data) + len(tail) < BULK:
         send(head + bytes(data) + tail)
