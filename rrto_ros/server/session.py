@@ -114,9 +114,11 @@ class ServerSession:
     def try_inline(self, req: Request) -> Tuple[bool, Optional[Reply]]:
         """Run a replay range on the calling (I/O) thread when this session's thread is
         idle with nothing queued: it saves two thread hand-offs on the replay hot path.
-        Returns (ran, reply); (False, None) when the request must be submitted instead."""
-        if req.op != Op.REPLAY_RUN or self.backend is None or not self._queue.empty() or \
-                not self._busy.acquire(blocking=False):
+        Returns (ran, reply); (False, None) when the request must be submitted instead (also
+        for a session whose output is captured: the I/O thread must never wait for the
+        capture another session holds)."""
+        if req.op != Op.REPLAY_RUN or self.backend is None or self.prints or \
+                not self._queue.empty() or not self._busy.acquire(blocking=False):
             return False, None
         try:
             self.last_seen = time.monotonic()
