@@ -39,12 +39,13 @@ def device_name(backend: str) -> str:
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 else 'unknown GPU'
 
 
-def build_roundtrip(out_dir: pathlib.Path) -> pathlib.Path:
+def build_roundtrip(out_dir: pathlib.Path, name: str = 'roundtrip') -> pathlib.Path:
+    """bench/c/<name>.c built like an app: gcc, dynamic libcudart."""
     inc = find_cuda_include()
     lib = next(d for d in (inc.parent / 'lib64', inc.parent / 'lib')
                if list(d.glob('libcudart.so*')))
-    exe = out_dir / 'roundtrip'
-    subprocess.run(['gcc', '-O2', '-o', str(exe), str(ROOT / 'bench' / 'c' / 'roundtrip.c'),
+    exe = out_dir / name
+    subprocess.run(['gcc', '-O2', '-o', str(exe), str(ROOT / 'bench' / 'c' / f'{name}.c'),
                     '-I', str(inc), '-L', str(lib), '-lcudart', f'-Wl,-rpath,{lib}'], check=True)
     return exe
 

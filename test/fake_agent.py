@@ -13,8 +13,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 from rrto_ros.protocol import agent_wire as wire
 from rrto_ros.protocol.ops import Op
 
-# (err, results, data) or (err, results, data, table): a replay table rides along
-# (b'' withdraws the installed one)
+# (err, results, data) or (err, results, data, table[, output]): a replay table rides along
+# (b'' withdraws the installed one; None: no table), and device printf text
 Answer = Tuple
 
 
@@ -56,10 +56,11 @@ class FakeAgent:
                 self.received.append(req)
                 if not req.wants_reply:
                     continue
-                err, res, data, *table = self._answer(req)
+                err, res, data, *rest = self._answer(req)
                 try:
                     wire.send_reply(conn, err, res, data, self.mode,
-                                    table=table[0] if table else None)
+                                    table=rest[0] if rest else None,
+                                    output=rest[1] if len(rest) > 1 else b'')
                 except OSError:   # the app exited without reading its answer
                     return
 

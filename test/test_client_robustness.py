@@ -184,3 +184,50 @@ def test_oversized_frame_from_the_app_is_refused_before_it_is_read(node, caplog)
         assert app.sock.recv(1) == b''       # the node closed the connection
     assert f'frame too large: 3 args, {wire.CHUNK + 1} bytes' in caplog.text
     app.close()
+
+
+def _deferred_copies(app: App, base: int, pieces, then=Op.DEVICE_SYNC):
+    """Sends deferred MEMCPY_DTOH requests back to back, then a blocking call, and reads
+    every answer after that, as the interposer does when the app synchronises."""
+    for off, n in pieces:
+        app.sock.sendall(wire.encode_request(Op.MEMCPY_DTOH, [base + off, n, 0, 1],
+                                             flags=wire.F_DEFERRED))
+    app.sock.sendall(wire.encode_request(then, []))
+    return [wire.read_reply(app.sock) for _ in range(len(pieces) + 1)]
+
+
+def test_deferred_copies_travel_together_and_are_answered_in_order(node):
+    app = App(node.config.agent_socket)
+    app.hello()
+    n = 12 * 65536
+    payload = bytes(range(256)) * (n // 256)
+    err, (base,), _, _, _ = app.call(Op.MALLOC, [n])
+    assert err == 0 and app.call(Op.MEMCPY_HTOD, [base, 0, 0], payload)[0] == 0
+    pieces = [(i * 65536, 65536) for i in range(12)]
+    pieces[5] = (n, 64)    # past the allocation: this one fails, the others still arrive
+    replies = _deferred_copies(app, base, pieces)
+    for (off, size), (err, _, data, _, _) in zip(pieces, replies):
+        if off == n:
+            assert err == ops.CUDA_ERROR_INVALID_VALUE
+        else:
+            assert err == 0 and data == payload[off:off + size]
+    assert replies[-1][0] == 0          # the sync
+    assert alive(app)
+    app.close()
+
+
+def test_deferred_copies_get_answers_when_the_server_is_gone(tmp_path):
+    server = Server(ServerConfig('tcp://127.0.0.1:*', 'emu', module_cache_dir=None)).start()
+    core = ClientCore(ClientConfig(server.endpoint, str(tmp_path / 'a.sock'),
+                                   server_timeout_s=1.0, heartbeat_s=0.2)).start()
+    try:
+        app = App(core.config.agent_socket)
+        app.hello()
+        err, (base,), _, _, _ = app.call(Op.MALLOC, [4096])
+        server.stop()
+        replies = _deferred_copies(app, base, [(0, 1024), (1024, 1024), (2048, 1024)])
+        assert [r[0] for r in replies] == [ops.CUDA_ERROR_DEVICES_UNAVAILABLE] * 4
+        assert b'no answer from the rrto server' in replies[0][2]   # said once, first
+        app.close()
+    finally:
+        core.stop()

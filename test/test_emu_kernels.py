@@ -172,8 +172,9 @@ def checksum(a: np.ndarray) -> float:
 EXPECTED_PARAM_BYTES = {
     K_VECTOR_ADD: 28, K_MATMUL: 36, K_SCALE_OFFSET: 28, K_SUBTRACT: 20, K_STRUCT_AXPY: 32,
     K_SUM_ARRAYS: 96, K_FIR16: 20, K_SEGMENT_COUNT: 20, K_ADD_TO_INTS: 16, K_CONV: 48,
-    K_RELU: 12, K_MAXPOOL: 28, K_FC: 40, '_Z6affinePfPKffi': 24,
+    K_RELU: 12, K_MAXPOOL: 28, K_FC: 40, '_Z6affinePfPKffi': 24, '_Z5greeti': 4,
 }
+KERNEL_FREE_EXAMPLES = {'async_copy'}   # copies only
 
 
 def test_registered_kernels_and_param_sizes() -> None:
@@ -914,7 +915,7 @@ def test_every_example_kernel_is_registered(example_binaries: Dict[str, bytes]) 
             names |= set(_kernel_params(cubin))
         if not names:
             names = _host_kernel_names(binary)
-        assert names, f'no kernel found in {program}'
+        assert names or program in KERNEL_FREE_EXAMPLES, f'no kernel found in {program}'
         for name in names:
             found[name] = program
     missing = {n: p for n, p in found.items() if n not in REGISTRY}

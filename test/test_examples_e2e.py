@@ -48,3 +48,15 @@ def test_modules_travel_lazily_and_once(interposer, examples_dir, tmp_path, back
             assert r.returncode == 0, r.stderr
             assert s.last_session()['modules_uploaded'] == expected_uploads
             assert s.last_session()['modules_cached'] == 1 - expected_uploads
+
+
+@pytest.mark.parametrize('mode', ['pipelined', 'replay'])
+def test_async_copy_overlaps_host_work(interposer, examples_dir, backend, mode):
+    """cudaMemcpyAsync to the host returns at once: the app's CPU loop polling an event
+    recorded after it runs while the data travel (rpc mode: the copy blocks, 0 iterations)."""
+    with LocalStack(backend, mode) as s:
+        r = s.run([str(examples_dir / 'async_copy')], timeout=300)
+    assert r.returncode == 0 and r.stdout.endswith('PASS\n'), r.stdout + r.stderr
+    counts = [int(line.split()[3]) for line in r.stderr.splitlines()
+              if line.startswith('async_copy: round')]
+    assert len(counts) == 2 and all(c > 0 for c in counts), r.stderr

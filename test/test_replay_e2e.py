@@ -165,3 +165,40 @@ def test_without_libsodium_the_lane_is_off_and_says_what_to_install(
     said = [m.getMessage() for m in caplog.records if 'no replay lane' in m.getMessage()]
     assert len(said) == 1 and 'Install libsodium23 (sudo apt-get install libsodium23)' in \
         said[0], said
+
+
+@pytest.fixture(scope='module')
+def async_infer(tmp_path_factory, cuda_include):
+    """test/c/async_infer.c built like an app: gcc, dynamic libcudart."""
+    from conftest import _cudart_dir, ROOT
+    out = tmp_path_factory.mktemp('c') / 'async_infer'
+    libdir = _cudart_dir(cuda_include)
+    subprocess.run(['gcc', '-O1', '-o', str(out), str(ROOT / 'test' / 'c' / 'async_infer.c'),
+                    '-I', str(cuda_include), '-L', str(libdir), '-lcudart',
+                    f'-Wl,-rpath,{libdir}'], check=True)
+    return out
+
+
+def test_replay_of_an_async_copy_to_the_host_costs_one_round_trip(async_infer, backend,
+                                                                  interposer):
+    """PyTorch's shape of an output (cudaMemcpyAsync to the host, then a stream sync): while
+    recording, the copy's answer is deferred to the sync; the sequence is still found and a
+    replayed inference still costs one blocking round trip."""
+    with LocalStack(backend, 'replay') as stack:
+        stack.client.set_record_window(WINDOW)
+        r = stack.run([str(async_infer), '60'], timeout=600)
+        s = stack.last_session()
+    assert r.returncode == 0 and r.stdout == 'PASS\n', r.stdout + r.stderr
+    assert s['divergences'] == 0 and 0 <= s['replay_started_at'] <= WINDOW + 1
+    steady = s['round_trips_per_inference'][WINDOW + 3:]
+    assert len(steady) > 40 and max(steady) == 1
+
+
+def test_session_outlives_an_unread_async_copy(async_infer, backend, interposer):
+    """The app's host work between an async copy to the host and its sync may outlast the
+    server's session timeout: the client node, stuck handing over the data, keeps the
+    session alive."""
+    with LocalStack(backend, 'pipelined', server_options={'session_timeout_s': 1.0},
+                    client_options={'heartbeat_s': 0.2}) as stack:
+        r = stack.run([str(async_infer), 'late', '3'], timeout=600)
+    assert r.returncode == 0 and r.stdout == 'PASS\n', r.stdout + r.stderr

@@ -4,6 +4,7 @@ local socket and forwards them to the server, waiting only where the app needs a
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import asdict
 from dataclasses import dataclass
 import logging
@@ -30,6 +31,8 @@ from rrto_ros.client.uploads import Uploader
 from rrto_ros.protocol import agent_wire as wire
 from rrto_ros.protocol import lane_seal
 from rrto_ros.protocol import ops
+from rrto_ros.protocol.messages import frame_bytes
+from rrto_ros.protocol.messages import OUTPUT
 from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.ops import Op
 from rrto_ros.server.module_cache import content_key
@@ -39,6 +42,9 @@ log = logging.getLogger(__name__)
 # Blocking calls after which the log may end with a whole inference: search then.
 SEARCH_AFTER = frozenset({Op.MEMCPY_DTOH, Op.STREAM_SYNC, Op.DEVICE_SYNC, Op.EVENT_SYNC})
 NOTE_BLOCKING, NOTE_LOST = 1, 2    # REPLAY_NOTE flags (interposer/rrto_wire.h)
+# Deferred copies to the host (the app reads them when it synchronises) in flight to the
+# server at once: the server copies one while the previous travels.
+DEFERRED_WINDOW = 8
 
 
 @dataclass
@@ -80,6 +86,8 @@ class ClientSession:
                  content: Optional[ContentIndex] = None,
                  bandwidth: Optional[BandwidthEstimate] = None) -> None:
         self.conn = conn
+        # Copies to the host leave in fewer, larger writes (the kernel caps it at wmem_max).
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, wire.SOCKET_BUFFER)
         self.config = config
         self.uplink = Uplink(ctx, config.server_endpoint, config.server_timeout_s,
                              config.heartbeat_s, curve, bandwidth)
@@ -95,6 +103,7 @@ class ClientSession:
         self.replay = ClientReplay(config.record_window, lambda: (
             self.uplink.stats.blocking_round_trips + self.lane.blocking_round_trips))
         self._restart_requested = False
+        self._search_due = False   # a search waits for a reply the app is waiting for
         self._lost_told = False
         self._poller = zmq.Poller()   # the app's socket and the connection to the server
         self._poller.register(conn.fileno(), zmq.POLLIN)
@@ -185,17 +194,26 @@ class ClientSession:
         return asdict(self.stats)
 
     # ----------------------------------------------------------- one call
-    def _reply(self, err: int, res=(), data: bytes = b'', message: str = '',
-               table: Optional[bytes] = None) -> None:
+    def _reply(self, err: int, res=(), data=b'', message: str = '',
+               table: Optional[bytes] = None, output: bytes = b'') -> None:
         if err:
             self.stats.errors += 1
         mode = wire.MODE_IDS[self.mode]
         if self.mode != 'replay' and self.replay.active:
             self.replay.active = False      # the interposer drops its table on this reply
         if message:
-            wire.send_reply(self.conn, err, res, message.encode(), mode, message=True)
+            wire.send_reply(self.conn, err, res, message.encode(), mode, message=True,
+                            output=output)
         else:
-            wire.send_reply(self.conn, err, res, data, mode, table=table)
+            wire.send_reply(self.conn, err, res, data, mode, table=table, idle=self._idle,
+                            output=output)
+
+    def _idle(self) -> None:
+        """The app has not read a reply for a while (a deferred copy's data wait for it to
+        synchronise): the server session must not time out meanwhile."""
+        if self._open and not self.lost and \
+                time.monotonic() - self.uplink.last_sent > self.config.heartbeat_s:
+            self.uplink.ping()
 
     def request_restart(self) -> None:
         """Ask (from any thread) to drop the recorded sequence and record again."""
@@ -393,6 +411,8 @@ class ClientSession:
         if op == Op.REPLAY_RUN:
             self.replay.ran(req.args[0], req.args[1], req.args[2], len(req.data))
             frames, extra = self.uploads.payload(req.data)
+        if op == Op.MEMCPY_DTOH and req.deferred and req.wants_reply:
+            return self._deferred_copies(req)
         if op == Op.MEMCPY_HTOD:
             reply = self.uploads.htod(req.args, req.data, req.wants_reply,
                                       split=self.mode != 'rpc')
@@ -404,14 +424,67 @@ class ClientSession:
             if recording and op != Op.REPLAY_RUN:
                 self.replay.observe(op, req.args, req.data)
             return
+        self._finish(op, req, reply)
+
+    def _finish(self, op: Op, req: wire.AgentRequest, reply: Reply) -> None:
+        """Record a forwarded call's outcome and answer the interposer. A search for the
+        replay sequence is attached only to a reply the app waits for: a deferred reply is
+        read after the app's later calls, where a table would no longer fit."""
         table = None
-        if recording and op != Op.REPLAY_RUN:
+        if self.mode == 'replay' and op != Op.REPLAY_RUN:
             self.replay.observe(op, req.args, req.data, reply.res, reply.err)
-            if op in SEARCH_AFTER and not self.replay.active and not reply.err:
+            if op in SEARCH_AFTER and not reply.err and not self.replay.active:
+                self._search_due = True
+            if self._search_due and not req.deferred:
+                self._search_due = False
                 table = self._find_table()
-        if self.replay.withdraw_pending():
+        if not req.deferred and self.replay.withdraw_pending():
             table = b''
         self._answer(reply, table)
+
+    def _deferred_copies(self, first: wire.AgentRequest) -> None:
+        """Deferred copies to the host that the interposer sent back to back (a large copy's
+        pieces): up to DEFERRED_WINDOW travel at once, answered in order."""
+        flight = deque([(first, self.uplink.send(Op.MEMCPY_DTOH, first.args))])
+        try:
+            while flight:
+                while len(flight) < DEFERRED_WINDOW:
+                    nxt = self._next_deferred_copy()
+                    if nxt is None:
+                        break
+                    flight.append((nxt, self.uplink.send(Op.MEMCPY_DTOH, nxt.args)))
+                req, seq = flight[0]
+                reply = self.uplink.wait(seq)
+                self.uplink.stats.blocking_round_trips += 1   # this node waited for it
+                self._finish(Op.MEMCPY_DTOH, req, reply)
+                flight.popleft()
+        except ServerLost as e:   # every copy read from the app gets its answer, in order
+            self._lose(e)
+            for _ in flight:
+                self._reply(ops.CUDA_ERROR_DEVICES_UNAVAILABLE, message=self._untold())
+        except (wire.WireError, OSError):
+            raise   # the app's connection broke: the session ends
+        except Exception as e:  # a bug here must fail the copies, not leave the app waiting
+            log.exception('session %s: a deferred MEMCPY_DTOH raised', self.label)
+            for _ in flight:
+                self._reply(ops.CUDA_ERROR_UNKNOWN, message=f'MEMCPY_DTOH failed in the rrto '
+                            f'client node: {type(e).__name__}: {e}')
+
+    def _next_deferred_copy(self) -> Optional[wire.AgentRequest]:
+        """The app's next request if it is already here and is a deferred copy to the host
+        (a well-formed one: anything else is left for the main loop, in order)."""
+        try:
+            head = self.conn.recv(wire.REQ.size, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return None
+        if len(head) < wire.REQ.size:
+            return None
+        magic, op, flags, nargs, length = wire.REQ.unpack(head)
+        if magic != wire.MAGIC or op != Op.MEMCPY_DTOH or not flags & wire.F_DEFERRED or \
+                nargs != ops.AGENT_ARGS[Op.MEMCPY_DTOH] or length or flags & wire.F_NOREPLY:
+            return None
+        self.stats.agent_calls += 1
+        return wire.read_request(self.conn)
 
     def _find_table(self) -> Optional[bytes]:
         """Search the log; load found sequences on the server; return the table."""
@@ -429,13 +502,22 @@ class ClientSession:
         return self.replay.install(seqs, start_seq, start_pos)
 
     def _answer(self, reply, table: Optional[bytes] = None) -> None:
-        """Reply to the interposer; an earlier asynchronous error takes precedence."""
+        """Reply to the interposer; an earlier asynchronous error takes precedence. Device
+        printf text (the last frame, when the server says so) goes to the app's stdout."""
         deferred = self.uplink.take_deferred()
+        output = _output_of(deferred) + _output_of(reply)
         if deferred is not None:
             log.info('session %s: asynchronous error %d reported now: %s', self.label,
                      deferred.err, deferred.message)
-            return self._reply(deferred.err)
+            return self._reply(deferred.err, output=output)
         if reply.err and reply.message:
             log.info('session %s: %s', self.label, reply.message)
-        data = bytes(reply.frames[0]) if reply.frames else b''
-        self._reply(reply.err, reply.res, data, table=table)
+        data = frame_bytes(reply.frames[0]) if reply.frames else b''
+        self._reply(reply.err, reply.res, data, table=table, output=output)
+
+
+def _output_of(reply: Optional[Reply]) -> bytes:
+    """Takes the device printf frame off a server reply (b'' when it has none)."""
+    if reply is None or not reply.extra.get(OUTPUT) or not reply.frames:
+        return b''
+    return bytes(frame_bytes(reply.frames.pop()))

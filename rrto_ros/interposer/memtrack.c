@@ -58,6 +58,16 @@ int rrto_mem_is_device(const void *p) {
   return hit;
 }
 
+int rrto_mem_contains(const void *p, size_t len) {
+  uint64_t a = (uint64_t)(uintptr_t)p;
+  pthread_mutex_lock(&g_mem_lock);
+  size_t i = upper(a);
+  int hit = i > 0 && a - g_ranges[i - 1].base <= g_ranges[i - 1].size &&
+            len <= g_ranges[i - 1].size - (a - g_ranges[i - 1].base);
+  pthread_mutex_unlock(&g_mem_lock);
+  return hit;
+}
+
 void rrto_mem_reset(void) {
   pthread_mutex_init(&g_mem_lock, NULL);
   g_n = 0;

@@ -28,6 +28,17 @@ int rrto_post(uint16_t op, const uint64_t *args, uint32_t nargs, const void *dat
 /* The same; when the call was waited for (not `pipelined`), its reply is in *rep. */
 int rrto_post_reply(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data,
                     size_t len, struct rrto_reply *rep);
+/* A call whose reply data the app reads later (cudaMemcpyAsync to the host): in `pipelined`
+ * and `replay` sent at once, its reply read into dst (cap bytes expected) when the app next
+ * waits; a blocking call in `rpc` and when replay answers it. Returns cudaError_t of the
+ * send; the copy's own error comes with the next call that waits, or rrto_settle(). */
+int rrto_call_deferred(uint16_t op, const uint64_t *args, uint32_t nargs, void *dst,
+                       size_t cap);
+/* 1 while deferred replies are outstanding; reads what has arrived, never waits. */
+int rrto_deferred_pending(void);
+/* Waits for every deferred reply; returns the first error among them (cleared), else 0. */
+int rrto_settle(void);
+int rrto_mode(void);   /* the session's enum rrto_mode; connects if needed */
 /* Number of successful connections so far; registry entries resolved under an older
  * generation belong to a dead session (e.g. before fork) and are resolved again. */
 unsigned rrto_generation(void);
@@ -85,6 +96,7 @@ int rrto_var_address(const void *host_var, uint64_t *addr, size_t *size);
 void rrto_mem_add(uint64_t base, size_t size);
 void rrto_mem_remove(uint64_t base);
 int rrto_mem_is_device(const void *p);
+int rrto_mem_contains(const void *p, size_t len);   /* [p, p+len) lies in one allocation */
 void rrto_mem_reset(void);
 
 /* --- trace.c: pass-through mode, call counts, unsupported-call reports --- */

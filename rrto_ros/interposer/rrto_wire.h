@@ -11,11 +11,19 @@
 #define RRTO_MAGIC 0x4f545252u        /* "RRTO" */
 #define RRTO_PROTO_VERSION 1u
 #define RRTO_F_NOREPLY 1u             /* request flag: do not answer */
+#define RRTO_F_DEFERRED 2u            /* request flag: the interposer reads the answer later,
+                                         when the app synchronises (attach no table to it) */
 #define RRTO_R_MESSAGE 1u             /* reply flag: data is a message for the app's log */
 #define RRTO_R_TABLE 2u               /* reply flag: a replay table follows the data
                                          (uint32 length, then the table) */
+#define RRTO_R_OUTPUT 4u              /* reply flag: device printf text follows the data,
+                                         before a table (uint32 length, then the text):
+                                         the interposer writes it to the app's stdout */
 #define RRTO_MAX_ARGS 16u
 #define RRTO_CHUNK (64u << 20)        /* largest data part of one message */
+#define RRTO_SOCKET_BUFFER (4 << 20)  /* SO_SNDBUF of both ends: bulk data in fewer writes */
+#define RRTO_COPY_CHUNK (4u << 20)    /* copies in `pipelined` travel in pieces this large:
+                                         stages overlap, buffers get reused */
 
 enum rrto_mode { RRTO_MODE_RPC = 0, RRTO_MODE_PIPELINED = 1, RRTO_MODE_REPLAY = 2 };
 

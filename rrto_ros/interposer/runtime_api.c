@@ -317,7 +317,14 @@ static enum cudaMemcpyKind resolve_kind(void *dst, const void *src, enum cudaMem
            : (s ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
 }
 
-/* Copies in chunks of at most RRTO_CHUNK bytes. async: the app called an *Async variant. */
+/* Copies in pieces: RRTO_CHUNK bytes at most per message, RRTO_COPY_CHUNK in `pipelined`
+ * (the client node forwards one piece while the next arrives, and buffers get reused). To
+ * the device: every piece but a blocking copy's last is posted. To the host: the pieces go
+ * out deferred (transport.c), so they travel back to back; a blocking copy waits with its
+ * last piece. An async copy to the host returns at once and its data arrive when the app
+ * synchronises, if its range lies in one allocation the interposer knows (so the server's
+ * range check cannot fail after the call returned); else it waits, as before.
+ * async: the app called an *Async variant. */
 static int copy(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind,
                 cudaStream_t stream, int async) {
   kind = resolve_kind(dst, src, kind);
@@ -331,20 +338,28 @@ static int copy(void *dst, const void *src, size_t count, enum cudaMemcpyKind ki
                      0);
   if (kind != cudaMemcpyHostToDevice && kind != cudaMemcpyDeviceToHost)
     return cudaErrorInvalidMemcpyDirection;
+  int mode = rrto_mode();
+  size_t chunk = mode == RRTO_MODE_PIPELINED ? RRTO_COPY_CHUNK : RRTO_CHUNK;
+  int defer_all = async && rrto_mem_contains(src, count);
   size_t off = 0;
   do {
-    size_t n = count - off < RRTO_CHUNK ? count - off : RRTO_CHUNK;
+    size_t n = count - off < chunk ? count - off : chunk;
+    int last = off + n == count;
     int err;
     if (kind == cudaMemcpyHostToDevice) {
       uint64_t args[3] = {PTR(dst) + off, PTR(stream), (uint64_t)async};
-      err = async ? rrto_post(RRTO_OP_MEMCPY_HTOD, args, 3, (const char *)src + off, n)
-                  : rrto_call(RRTO_OP_MEMCPY_HTOD, args, 3, (const char *)src + off, n, NULL);
+      err = async || !last
+                ? rrto_post(RRTO_OP_MEMCPY_HTOD, args, 3, (const char *)src + off, n)
+                : rrto_call(RRTO_OP_MEMCPY_HTOD, args, 3, (const char *)src + off, n, NULL);
     } else {
-      struct rrto_reply rep = {.out = (char *)dst + off, .out_cap = n};
-      err = rrto_call(RRTO_OP_MEMCPY_DTOH,
-                      RRTO_ARGS(PTR(src) + off, n, PTR(stream), (uint64_t)async), NULL, 0,
-                      &rep);
-      if (!err && rep.out_len != n) err = cudaErrorUnknown;
+      uint64_t args[4] = {PTR(src) + off, n, PTR(stream), (uint64_t)async};
+      if (defer_all || (!async && !last)) {
+        err = rrto_call_deferred(RRTO_OP_MEMCPY_DTOH, args, 4, (char *)dst + off, n);
+      } else {
+        struct rrto_reply rep = {.out = (char *)dst + off, .out_cap = n};
+        err = rrto_call(RRTO_OP_MEMCPY_DTOH, args, 4, NULL, 0, &rep);
+        if (!err && rep.out_len != n) err = cudaErrorUnknown;
+      }
     }
     if (err) return err;
     off += n;
@@ -499,8 +514,11 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   return on_handle(RRTO_OP_STREAM_SYNC, stream);
 }
 
+/* A query while a copy to the host is still arriving: not ready, answered here (the data
+ * that have arrived are taken in), so that "ready" always means the data are there. */
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
   RRTO_ENTER(cudaStreamQuery, stream);
+  if (rrto_deferred_pending()) return cudaErrorNotReady;
   return on_handle(RRTO_OP_STREAM_QUERY, stream);
 }
 
@@ -595,6 +613,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
 
 cudaError_t cudaEventQuery(cudaEvent_t event) {
   RRTO_ENTER(cudaEventQuery, event);
+  if (rrto_deferred_pending()) return cudaErrorNotReady;   /* see cudaStreamQuery */
   return on_handle(RRTO_OP_EVENT_QUERY, event);
 }
 

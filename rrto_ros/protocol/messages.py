@@ -19,6 +19,7 @@ import msgpack
 PROTOCOL_VERSION = 1
 PING = 'ping'           # 'op' value of a liveness probe (not a CUDA op)
 MAX_HEADER_BYTES = 64 * 1024
+OUTPUT = 'out'          # reply key: its last frame is device printf text for the app's stdout
 U64_MAX = (1 << 64) - 1
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1     # CUDA error codes are int32 (cudaError_t)
 

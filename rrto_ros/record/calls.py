@@ -87,9 +87,9 @@ class Call:
         digest beyond (a MODULE_LOAD chunk).
         """
         name = op if type(op) is str else getattr(op, 'name', str(op))
-        data = bytes(data)
-        if name == MEMCPY_HTOD:
+        if name == MEMCPY_HTOD:   # only its length: a bulk payload is not copied
             return cls(name, tuple(args), b'', len(data), tuple(result), err)
+        data = bytes(data)
         if name != LAUNCH and len(data) > _MAX_KEY_DATA:
             data = b'#blake2b:' + hashlib.blake2b(data, digest_size=20).digest()
         return cls(name, tuple(args), data, 0, tuple(result), err)

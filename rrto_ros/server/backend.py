@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Sequence, Tuple, Union
 
 from rrto_ros.protocol import ops
 
@@ -52,7 +52,8 @@ class Backend(abc.ABC):
     def memcpy_htod(self, dst: int, data: memoryview, stream: int, is_async: bool) -> None: ...
 
     @abc.abstractmethod
-    def memcpy_dtoh(self, src: int, count: int, stream: int, is_async: bool) -> bytes: ...
+    def memcpy_dtoh(self, src: int, count: int, stream: int, is_async: bool
+                    ) -> Union[bytes, bytearray]: ...
 
     @abc.abstractmethod
     def memcpy_dtod(self, dst: int, src: int, count: int, stream: int,

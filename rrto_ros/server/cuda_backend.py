@@ -130,15 +130,15 @@ class CudaBackend(Backend):
         else:
             _check(cu.cuMemcpyHtoD(dst, addr, len(keep)), 'cuMemcpyHtoD')
 
-    def memcpy_dtoh(self, src: int, count: int, stream: int, is_async: bool) -> bytes:
-        out = bytearray(count)
+    def memcpy_dtoh(self, src: int, count: int, stream: int, is_async: bool) -> bytearray:
+        out = bytearray(count)   # a fresh buffer each call: it is sent without a copy
         addr, keep = _host_addr(out)
         if is_async:   # pageable destination: returns once the copy is complete
             _check(cu.cuMemcpyDtoHAsync(addr, src, count, self._stream(stream)),
                    'cuMemcpyDtoHAsync')
         else:
             _check(cu.cuMemcpyDtoH(addr, src, count), 'cuMemcpyDtoH')
-        return bytes(out)
+        return out
 
     def memcpy_dtod(self, dst: int, src: int, count: int, stream: int, is_async: bool) -> None:
         if is_async or self._capturing:

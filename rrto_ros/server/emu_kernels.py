@@ -19,6 +19,7 @@ addresses through :func:`symbol_address`.
 
 from __future__ import annotations
 
+import os
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -403,3 +404,19 @@ def affine(mem: EmuMemory, launch: EmuLaunch) -> None:
     add = offsets[np.arange(m) % 4].astype(np.float32)
     np.add(np.multiply(_f32(mem, x, m), np.float32(scale), dtype=np.float32), add,
            out=_f32(mem, y, m), dtype=np.float32)
+
+
+# ---------------------------------------------------------------------- device_printf.cu
+
+_GREET = (INT,)
+
+
+@emu_kernel('_Z5greeti', params=_GREET)
+def greet(mem: EmuMemory, launch: EmuLaunch) -> None:
+    """printf per thread, in thread order, written to the process's fd 1 as the CUDA driver
+    writes a context's printf buffer (rrto_ros/server/device_output.py takes it from there
+    to the app)."""
+    base, = _decode(launch, _GREET, 'i')
+    text = ''.join(f'device printf: thread {t} says {base + t}\n'
+                   for _ in range(launch.grid[0]) for t in range(launch.block[0]))
+    os.write(1, text.encode())

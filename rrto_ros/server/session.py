@@ -16,12 +16,16 @@ from rrto_ros.protocol import forwarding
 from rrto_ros.protocol import ops
 from rrto_ros.protocol import payload_codec
 from rrto_ros.protocol.messages import frame_bytes
+from rrto_ros.protocol.messages import OUTPUT
 from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.messages import Request
 from rrto_ros.protocol.ops import Op
 from rrto_ros.server.address_book import AddressBook
 from rrto_ros.server.backend import Backend
 from rrto_ros.server.backend import CudaError
+from rrto_ros.server.device_output import module_prints
+from rrto_ros.server.device_output import StdoutCapture
+from rrto_ros.server.lanes import LANE_IDENT
 from rrto_ros.server.libcalls import LibError
 from rrto_ros.server.libcalls import LibraryCalls
 from rrto_ros.server.module_cache import ModuleCache
@@ -61,6 +65,8 @@ class ServerSession:
         self.held: Dict[str, bytes] = {}
         self.memory = AddressBook()     # what this session's requests may name
         self.memory_quota = memory_quota   # bytes it may allocate; 0: no cap
+        self.prints = False          # a module of it calls device printf: fd 1 is captured
+        self.output = bytearray()    # printf text not yet sent with a reply
         self.last_seen = self.opened_at = time.monotonic()
         self.used = False      # a request other than hello and heartbeats arrived (server.py)
         self.executed = 0
@@ -121,9 +127,11 @@ class ServerSession:
     def try_inline(self, req: Request) -> Tuple[bool, Optional[Reply]]:
         """Run a replay range on the calling (I/O) thread when this session's thread is
         idle with nothing queued: it saves two thread hand-offs on the replay hot path.
-        Returns (ran, reply); (False, None) when the request must be submitted instead."""
-        if req.op != Op.REPLAY_RUN or self.backend is None or not self._queue.empty() or \
-                not self._busy.acquire(blocking=False):
+        Returns (ran, reply); (False, None) when the request must be submitted instead (also
+        for a session whose output is captured: the I/O thread must never wait for the
+        capture another session holds)."""
+        if req.op != Op.REPLAY_RUN or self.backend is None or self.prints or \
+                not self._queue.empty() or not self._busy.acquire(blocking=False):
             return False, None
         try:
             self.last_seen = time.monotonic()
@@ -161,6 +169,17 @@ class ServerSession:
         self.closed.set()
 
     def _execute(self, req: Request) -> Optional[Reply]:
+        if not self.prints:
+            return self._execute_plain(req)
+        with StdoutCapture.capture(self.output):
+            reply = self._execute_plain(req)
+        if reply is not None and self.output and not (req.route or b'').startswith(LANE_IDENT):
+            reply.frames.append(bytes(self.output))   # a lane's reply keeps it for later
+            reply.extra[OUTPUT] = True
+            self.output.clear()
+        return reply
+
+    def _execute_plain(self, req: Request) -> Optional[Reply]:
         try:
             handler = self._handlers.get(req.op)   # the decoder made op a number
             if handler is None:
@@ -348,6 +367,7 @@ class ServerSession:
             if image is None:
                 return [0], [], {NEED_DATA: True}
         self.modules[module_id] = self.backend.module_load(image)
+        self.prints = self.prints or module_prints(image)
         return [1], []
 
     def _take_chunk(self, module_id: int, key: str, req: Request) -> Optional[bytes]:

@@ -78,9 +78,52 @@ static int replay(int n, int change_at) {
   return 0;
 }
 
+/* Copies to the host the app does not wait for. The fake agent answers MEMCPY_DTOH with
+ * bytes (offset + i) & 0xff of the piece it was asked for (late, or with an error). */
+static int check_pattern(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (unsigned char)(i & 0xff)) return 0;
+  return 1;
+}
+
+static int deferred(size_t n) {
+  unsigned char *host = malloc(n), *up = malloc(n);
+  void *dev;
+  cudaStream_t s;
+  cudaEvent_t ev;
+  memset(host, 0, n);
+  memset(up, 7, n);
+  printf("malloc %d\n", cudaMalloc(&dev, n));
+  printf("stream %d\n", cudaStreamCreate(&s));
+  printf("event %d\n", cudaEventCreate(&ev));
+  printf("copy %d\n", cudaMemcpyAsync(host, dev, n, cudaMemcpyDeviceToHost, s));
+  printf("record %d\n", cudaEventRecord(ev, s));
+  long polls = 0;
+  cudaError_t q;
+  while ((q = cudaEventQuery(ev)) == cudaErrorNotReady) polls++;
+  printf("query %d\n", q);
+  printf("polls %ld\n", polls);
+  printf("data_after_query %d\n", check_pattern(host, n));
+  /* a second copy, then a large upload while its answer arrives (neither side may wait
+   * for the other to read), then a sync */
+  memset(host, 0, n);
+  printf("copy2 %d\n", cudaMemcpyAsync(host, dev, n, cudaMemcpyDeviceToHost, s));
+  printf("upload %d\n", cudaMemcpyAsync(dev, up, n, cudaMemcpyHostToDevice, s));
+  printf("sync %d\n", cudaStreamSynchronize(s));
+  printf("data_after_sync %d\n", check_pattern(host, n));
+  /* a copy whose answer is an error: returned by the next call that waits */
+  printf("copy3 %d\n", cudaMemcpyAsync(host, (char *)dev + 1, 64, cudaMemcpyDeviceToHost, s));
+  printf("sync3 %d\n", cudaDeviceSynchronize());
+  printf("sync4 %d\n", cudaDeviceSynchronize());
+  free(host);
+  free(up);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "";
   if (!strcmp(what, "replay") && argc > 3) return replay(atoi(argv[2]), atoi(argv[3]));
+  if (!strcmp(what, "deferred") && argc > 2) return deferred((size_t)atol(argv[2]));
   if (!strcmp(what, "errors")) return errors();
   if (!strcmp(what, "props")) return props();
   if (!strcmp(what, "unsupported")) return unsupported();
