@@ -261,10 +261,13 @@ def test_programs_pass_with_forced_compression_and_identical_output(interposer, 
 
 def test_replay_inputs_through_the_client_node_are_compressed(interposer, examples_dir,
                                                               backend, monkeypatch):
-    """security curve: no lane, replayed inferences (their inputs) go through the client
-    node, compressed; the results are those of an uncompressed run."""
+    """No lane (a robot without libsodium: the lane is encrypted or off): replayed
+    inferences (their inputs) go through the client node, compressed; the results are those
+    of an uncompressed run."""
+    from rrto_ros.client import session as client_session
     from rrto_ros.stack import LocalStack
     monkeypatch.setattr(compression, 'MIN_BYTES', 1024)   # cnn_infer's input is 12 KiB
+    monkeypatch.setattr(client_session, 'default_sodium_library', lambda: '')
     outputs, stats = [], []
     for setting in ('off', 'zstd'):
         with LocalStack(backend, 'replay', security='curve',

@@ -33,13 +33,15 @@ log = logging.getLogger(__name__)
 
 
 def _candidates(soname: str) -> List[str]:
-    """Where a pip-installed CUDA library may be: the nvidia-* wheels, torch's lib dir."""
-    found = [soname]
+    """Where the library may be: the nvidia-* wheels (the copies PyTorch uses), torch's lib
+    dir, then the loader's path. The wheels come first: a system cuDNN of another minor
+    version mixed with the wheel's parts finds no engines (seen: 9.14 beside 9.19)."""
+    found = []
     for root in sys.path:
         found += sorted(glob.glob(os.path.join(root, 'nvidia', '*', 'lib', soname)))
         found += sorted(glob.glob(os.path.join(root, 'nvidia', 'lib', soname)))
         found += sorted(glob.glob(os.path.join(root, 'torch', 'lib', soname)))
-    return found
+    return found + [soname]
 
 
 def library(lib: str) -> ctypes.CDLL:
