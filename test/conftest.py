@@ -58,12 +58,17 @@ def examples_dir(interposer) -> pathlib.Path:
     return out
 
 
+def build_c_app(tmp_path_factory, cuda_include: pathlib.Path, name: str) -> pathlib.Path:
+    """test/c/NAME.c built like an app: gcc, dynamic libcudart (and libdl)."""
+    out = tmp_path_factory.mktemp('c') / name
+    libdir = _cudart_dir(cuda_include)
+    subprocess.run(['gcc', '-O1', '-Wall', '-o', str(out), str(ROOT / 'test' / 'c' /
+                                                               f'{name}.c'),
+                    '-I', str(cuda_include), '-L', str(libdir), '-lcudart',
+                    f'-Wl,-rpath,{libdir}', '-ldl'], check=True)
+    return out
+
+
 @pytest.fixture(scope='session')
 def local_answers(tmp_path_factory, cuda_include) -> pathlib.Path:
-    """test/c/local_answers.c built like an app: gcc, dynamic libcudart."""
-    out = tmp_path_factory.mktemp('c') / 'local_answers'
-    libdir = _cudart_dir(cuda_include)
-    subprocess.run(['gcc', '-O1', '-o', str(out), str(ROOT / 'test' / 'c' / 'local_answers.c'),
-                    '-I', str(cuda_include), '-L', str(libdir), '-lcudart',
-                    f'-Wl,-rpath,{libdir}'], check=True)
-    return out
+    return build_c_app(tmp_path_factory, cuda_include, 'local_answers')

@@ -30,25 +30,10 @@ KEY_FUNCTIONS = {
     'cudaMemcpy', 'cudaMemcpyAsync', 'cudaStreamSynchronize', 'cudaGetLastError',
     'cudaGetDeviceProperties_v2', 'cudaGetDeviceProperties', 'cudaStreamGetCaptureInfo_v2',
 }
-# Exported by libcudart.so.12 but declared in headers the interposer's table does not read
-# (the GL/EGL/VDPAU interop headers need those libraries' headers; cuda_profiler_api.h) or
-# private registration entry points nvcc does not emit for these programs. A call to one of
-# them still reaches the local runtime: listed here so that the list can only shrink.
-NOT_YET_INTERPOSED = {
-    '__cudaRegisterHostVar', '__cudaRegisterUnifiedTable', 'cudaProfilerStart',
-    'cudaProfilerStop', 'cudaEGLStreamConsumerAcquireFrame', 'cudaEGLStreamConsumerConnect',
-    'cudaEGLStreamConsumerConnectWithFlags', 'cudaEGLStreamConsumerDisconnect',
-    'cudaEGLStreamConsumerReleaseFrame', 'cudaEGLStreamProducerConnect',
-    'cudaEGLStreamProducerDisconnect', 'cudaEGLStreamProducerPresentFrame',
-    'cudaEGLStreamProducerReturnFrame', 'cudaEventCreateFromEGLSync', 'cudaGLGetDevices',
-    'cudaGLMapBufferObject', 'cudaGLMapBufferObjectAsync', 'cudaGLRegisterBufferObject',
-    'cudaGLSetBufferObjectMapFlags', 'cudaGLSetGLDevice', 'cudaGLUnmapBufferObject',
-    'cudaGLUnmapBufferObjectAsync', 'cudaGLUnregisterBufferObject',
-    'cudaGraphicsEGLRegisterImage', 'cudaGraphicsGLRegisterBuffer',
-    'cudaGraphicsGLRegisterImage', 'cudaGraphicsResourceGetMappedEglFrame',
-    'cudaGraphicsVDPAURegisterOutputSurface', 'cudaGraphicsVDPAURegisterVideoSurface',
-    'cudaVDPAUGetDevice', 'cudaVDPAUSetVDPAUDevice',
-}
+# Exported by libcudart.so.12: private registration entry points nvcc does not emit for
+# these programs. A call to one of them still reaches the local runtime: listed here so that
+# the list can only shrink (the GL/EGL/VDPAU interop and profiler functions are ours now).
+NOT_YET_INTERPOSED = {'__cudaRegisterHostVar', '__cudaRegisterUnifiedTable'}
 
 
 def _missing(what: str) -> None:

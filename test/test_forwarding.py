@@ -8,7 +8,6 @@ import os
 import pathlib
 import random
 import struct
-import subprocess
 
 import numpy as np
 import pytest
@@ -174,14 +173,8 @@ def test_emu_refuses_a_library_function_it_lacks_by_name():
 
 @pytest.fixture(scope='module')
 def blas_prog(tmp_path_factory, cuda_include) -> pathlib.Path:
-    from conftest import _cudart_dir
-    libdir = _cudart_dir(cuda_include)
-    out = tmp_path_factory.mktemp('blas') / 'blas_forward'
-    subprocess.run(['gcc', '-O1', '-Wall', '-o', str(out), str(ROOT / 'test' / 'c' /
-                                                               'blas_forward.c'),
-                    '-I', str(cuda_include), '-L', str(libdir), '-lcudart',
-                    f'-Wl,-rpath,{libdir}', '-ldl'], check=True)
-    return out
+    from conftest import build_c_app
+    return build_c_app(tmp_path_factory, cuda_include, 'blas_forward')
 
 
 @pytest.mark.parametrize('mode', ['rpc', 'pipelined'])

@@ -169,14 +169,8 @@ def test_without_libsodium_the_lane_is_off_and_says_what_to_install(
 
 @pytest.fixture(scope='module')
 def async_infer(tmp_path_factory, cuda_include):
-    """test/c/async_infer.c built like an app: gcc, dynamic libcudart."""
-    from conftest import _cudart_dir, ROOT
-    out = tmp_path_factory.mktemp('c') / 'async_infer'
-    libdir = _cudart_dir(cuda_include)
-    subprocess.run(['gcc', '-O1', '-o', str(out), str(ROOT / 'test' / 'c' / 'async_infer.c'),
-                    '-I', str(cuda_include), '-L', str(libdir), '-lcudart',
-                    f'-Wl,-rpath,{libdir}'], check=True)
-    return out
+    from conftest import build_c_app
+    return build_c_app(tmp_path_factory, cuda_include, 'async_infer')
 
 
 def test_replay_of_an_async_copy_to_the_host_costs_one_round_trip(async_infer, backend,

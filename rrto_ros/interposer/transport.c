@@ -112,21 +112,26 @@ static const char *untrusted_socket(const char *path, char *why, size_t cap) {
 
 /* Sends the buffers as one stream with as few system calls as the socket allows (one, for
  * a request that fits its buffer): the reader wakes once, with the whole request there. */
+/* Drops the first n bytes written from an iovec array. */
+static void advance(struct iovec **iov, int *niov, size_t n) {
+  while (*niov && n >= (*iov)->iov_len) {
+    n -= (*iov)->iov_len;
+    (*iov)++;
+    (*niov)--;
+  }
+  if (*niov) {
+    (*iov)->iov_base = (char *)(*iov)->iov_base + n;
+    (*iov)->iov_len -= n;
+  }
+}
+
 int rrto_write_all(int fd, struct iovec *iov, int niov) {
   while (niov) {
     struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
     ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return -1;
-    while (niov && (size_t)n >= iov->iov_len) {
-      n -= (ssize_t)iov->iov_len;
-      iov++;
-      niov--;
-    }
-    if (niov) {
-      iov->iov_base = (char *)iov->iov_base + n;
-      iov->iov_len -= (size_t)n;
-    }
+    advance(&iov, &niov, (size_t)n);
   }
   return 0;
 }
@@ -305,15 +310,7 @@ static int write_req(struct iovec *iov, int niov) {
       continue;
     }
     if (n <= 0) return -1;
-    while (niov && (size_t)n >= iov->iov_len) {
-      n -= (ssize_t)iov->iov_len;
-      iov++;
-      niov--;
-    }
-    if (niov) {
-      iov->iov_base = (char *)iov->iov_base + n;
-      iov->iov_len -= (size_t)n;
-    }
+    advance(&iov, &niov, (size_t)n);
   }
   return 0;
 }
