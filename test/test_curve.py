@@ -250,3 +250,35 @@ def test_a_robot_removed_from_the_allow_list_is_refused_next_time(made):
             hello(srv.endpoint, robot_curve(made), timeout_s=30.0)
     finally:
         srv.stop()
+
+
+def test_a_robot_holds_at_most_max_sessions_per_client(made, caplog):
+    """Per robot key: its unused sessions give way first; then its next hello is refused
+    in one line naming the limit, while the server still has room for other robots."""
+    caplog.set_level(logging.WARNING, 'rrto_ros')
+    srv = curve_server(made, max_sessions_per_client=2)
+    links = []
+    try:
+        def open_session(use: bool) -> int:
+            link = Uplink(zmq.Context.instance(), srv.endpoint, server_timeout_s=5.0,
+                          heartbeat_s=0.2, curve=robot_curve(made))
+            links.append(link)
+            rep = link.call(Op.HELLO, [1])
+            if rep.err == 0:
+                link.sid = rep.extra['sid']
+                if use:   # CUDA work: the session is used, it no longer gives way
+                    assert link.call(Op.MEM_GET_INFO, []).err == 0
+            return rep.err
+
+        assert open_session(use=True) == 0
+        assert open_session(use=False) == 0
+        assert open_session(use=True) == 0     # the unused one gave way
+        assert len(srv.sessions) == 2
+        assert open_session(use=False) == 46   # cudaErrorDevicesUnavailable
+        said = [r.getMessage() for r in caplog.records if 'max_sessions_per_client' in
+                r.getMessage()]
+        assert said and 'robot robot-1 already has 2 sessions' in said[0], said
+    finally:
+        for link in links:
+            link.close()
+        srv.stop()

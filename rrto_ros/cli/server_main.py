@@ -45,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
                     'files are removed beyond it)')
     ap.add_argument('--max-sessions', type=int, default=_DEFAULTS.max_sessions,
                     help='most app sessions served at once; more are refused')
+    ap.add_argument('--max-sessions-per-client', type=int,
+                    default=_DEFAULTS.max_sessions_per_client,
+                    help='most sessions one robot (CURVE client key) holds at once')
     ap.add_argument('--max-message-bytes', type=int, default=_DEFAULTS.max_message_bytes,
                     help='largest payload of one request; a larger frame is dropped before '
                     'it is read')
@@ -85,7 +88,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             bind_endpoint=a.bind, backend=backend, device=a.device,
             module_cache_dir=a.cache_dir or None, module_cache_mem_bytes=a.cache_mem_bytes,
             module_cache_disk_bytes=a.module_cache_disk_bytes,
-            max_sessions=a.max_sessions, max_message_bytes=a.max_message_bytes,
+            max_sessions=a.max_sessions, max_sessions_per_client=a.max_sessions_per_client,
+            max_message_bytes=a.max_message_bytes,
             max_module_bytes=a.max_module_bytes, session_memory_bytes=a.session_memory_bytes,
             session_timeout_s=a.session_timeout,
             unused_session_timeout_s=a.unused_session_timeout,

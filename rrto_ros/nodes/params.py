@@ -153,6 +153,10 @@ SERVER_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('max_sessions', _SERVER.max_sessions,
               'Most app sessions served at once; more are refused with a clear error. '
               'Changes apply to the next session that opens.', int_range=(1, 4096)),
+    ParamSpec('max_sessions_per_client', _SERVER.max_sessions_per_client,
+              'Most sessions one robot (one CURVE client key) holds at once; its unused ones '
+              'give way to its new one first. Security open knows no robots: no cap. Changes '
+              'apply to the next session that opens.', int_range=(1, 4096)),
     ParamSpec('session_timeout_s', _SERVER.session_timeout_s,
               'Seconds without a message (not even a heartbeat) after which a session is '
               'dropped and its GPU memory freed. Changes apply at once.',

@@ -30,7 +30,8 @@ from rrto_ros.server.server import Server, ServerConfig, ServerStartError
 
 CORE_LOGGERS = ('rrto_ros.server',)   # routed to this node's logger
 # applied to the running server
-RUNTIME_PARAMS = ('max_sessions', 'session_timeout_s', 'unused_session_timeout_s')
+RUNTIME_PARAMS = ('max_sessions', 'max_sessions_per_client', 'session_timeout_s',
+                  'unused_session_timeout_s')
 
 
 class ServerNode(Node):

@@ -57,6 +57,15 @@ class ServerStartError(ValueError):
     """The server cannot start with this configuration; the message says what to change."""
 
 
+def _client_key(body: List) -> str:
+    """The CURVE public key (Z85) ZAP authenticated the request's connection with; ''
+    with security open."""
+    try:
+        return body[0].get('User-Id') or ''
+    except (AttributeError, zmq.ZMQError, IndexError):
+        return ''
+
+
 def bind_error(endpoint: str, e: zmq.ZMQError) -> str:
     """One line for a ZeroMQ endpoint the server cannot listen on, naming the fix."""
     if e.errno == errno.EADDRINUSE:
@@ -79,6 +88,9 @@ class ServerConfig:
     module_cache_mem_bytes: int = 256 << 20    # content kept in memory (the disk keeps more)
     module_cache_disk_bytes: int = 8 << 30     # content kept on disk (fatbins, weights)
     max_sessions: int = 16
+    # Sessions one robot (one CURVE client key) may hold at once: a robot's runaway or
+    # compromised apps cannot take every place. Open servers know no keys: no per-robot cap.
+    max_sessions_per_client: int = 8
     # Largest payload of one request. The interposer cuts copies at 64 MiB, replay inputs
     # too, and the client node uploads modules in chunks of at most this size: the default
     # fits every legitimate message. ZeroMQ drops a peer that sends a larger frame before
@@ -108,6 +120,9 @@ class ServerConfig:
                                    'a TCP port (1..65535)')
         if self.max_sessions < 1:
             raise ValueError(f'max_sessions must be >= 1, not {self.max_sessions}')
+        if self.max_sessions_per_client < 1:
+            raise ValueError('max_sessions_per_client must be >= 1, not '
+                             f'{self.max_sessions_per_client}')
         if self.max_message_bytes < MIN_MESSAGE_BYTES:
             raise ValueError(f'max_message_bytes must be >= {MIN_MESSAGE_BYTES}, not '
                              f'{self.max_message_bytes}')
@@ -151,6 +166,7 @@ class Server:
         self._own_ctx = context is None and allow is not None
         self.ctx = context or (zmq.Context() if allow is not None else zmq.Context.instance())
         self._auth = None
+        self._allow = allow
         self.cache = ModuleCache(config.module_cache_dir, config.module_cache_mem_bytes,
                                  config.module_cache_disk_bytes)
         self.sessions: Dict[bytes, ServerSession] = {}
@@ -429,9 +445,9 @@ class Server:
         except ProtocolError as e:
             self.stats.requests += 1
             return self._reject(ident, e.seq, f'malformed request: {e}')
-        self._admit(ident, req, total_size(body[1:]))
+        self._admit(ident, req, total_size(body[1:]), _client_key(body))
 
-    def _admit(self, ident: bytes, req: Request, size: int) -> None:
+    def _admit(self, ident: bytes, req: Request, size: int, client: str = '') -> None:
         """Check a decoded request (``size``: its payload bytes) against its sender and pass
         it on (or answer it)."""
         self.stats.requests += 1
@@ -448,7 +464,7 @@ class Server:
             return self._reply(ident, Reply(req.seq, 0, [int(alive)]))
         via_lane = ident.startswith(lanes.LANE_IDENT)   # lanes carry only REPLAY_RUN
         if req.op == Op.HELLO:
-            return self._open(ident, req)
+            return self._open(ident, req, client)
         session = self.sessions.get(req.sid)
         if session is None:
             return self._reject(ident, req.seq, 'unknown session (the server restarted or the '
@@ -469,7 +485,20 @@ class Server:
                 return
         session.submit(req)
 
-    def _open(self, ident: bytes, req) -> None:
+    def _open(self, ident: bytes, req, client: str = '') -> None:
+        if client:   # a robot's own sessions first make room for its new one
+            mine = [s for s in self.sessions.values() if s.client == client]
+            if len(mine) >= self.config.max_sessions_per_client:
+                self._evict_unused(mine)
+                mine = [s for s in self.sessions.values() if s.client == client]
+            if len(mine) >= self.config.max_sessions_per_client:
+                name = self._allow.keys.get(client.encode(), client[:8]) \
+                    if self._allow is not None else client[:8]
+                return self._reject(ident, req.seq, f'robot {name} already has '
+                                    f'{len(mine)} sessions (max_sessions_per_client='
+                                    f'{self.config.max_sessions_per_client}): end one of its '
+                                    'apps, or raise the limit on the server',
+                                    ops.CUDA_ERROR_DEVICES_UNAVAILABLE)
         if len(self.sessions) >= self.config.max_sessions:
             self._evict_unused()
         if len(self.sessions) >= self.config.max_sessions:
@@ -485,16 +514,19 @@ class Server:
                                 self.lane_port, cfg.max_message_bytes, cfg.max_module_bytes,
                                 cfg.session_memory_bytes,
                                 lane_seal.new_key() if self.lane_port else None)
+        session.client = client
         self.sessions[sid] = session
         self.stats.sessions_opened += 1
         log.info('session %s opened for %s', sid.hex()[:8], label)
         req.sid = sid
         session.submit(req)
 
-    def _evict_unused(self) -> None:
-        """Make room for a new app: end the longest-unused session, if any is unused (a
-        hello that never became CUDA work must not lock real apps out)."""
-        unused = [s for s in self.sessions.values() if not s.used]
+    def _evict_unused(self, among: Optional[List[ServerSession]] = None) -> None:
+        """Make room for a new app: end the longest-unused session (of ``among``, default
+        all), if any is unused (a hello that never became CUDA work must not lock real apps
+        out)."""
+        unused = [s for s in (self.sessions.values() if among is None else among)
+                  if not s.used]
         if unused:
             oldest = min(unused, key=lambda s: s.opened_at)
             self._forget(oldest, f'unused for {time.monotonic() - oldest.opened_at:.1f} s since '

@@ -53,6 +53,7 @@ class ServerSession:
         self.max_module_bytes = max_module_bytes
         self._upload: Optional[Tuple[int, str, int, bytearray]] = None   # a module arriving
         self.ident = ident
+        self.client = ''    # the robot's CURVE key (Z85) when the server authenticates them
         self.label = label
         self.lane_port = lane_port
         self.cache = cache
