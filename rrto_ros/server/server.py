@@ -503,7 +503,8 @@ class Server:
             self._evict_unused()
         if len(self.sessions) >= self.config.max_sessions:
             return self._reject(ident, req.seq, f'the server already has max_sessions='
-                                f'{self.config.max_sessions} sessions',
+                                f'{self.config.max_sessions} sessions: start the app when '
+                                'another one has ended, or raise max_sessions on the server',
                                 ops.CUDA_ERROR_DEVICES_UNAVAILABLE)
         sid = secrets.token_bytes(16)
         label = f"{req.extra.get('app', '?')}[{req.extra.get('pid', '?')}]"
