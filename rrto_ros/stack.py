@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import zmq
 
@@ -42,12 +42,14 @@ class LocalStack:
                  cache_dir: Optional[str] = None, server_timeout_s: float = 5.0,
                  connect_timeout_s: float = 3.0, server_process: bool = False,
                  link: Optional[str] = None, server_options: Optional[dict] = None,
-                 client_options: Optional[dict] = None, security: str = 'open') -> None:
+                 client_options: Optional[dict] = None, security: str = 'open',
+                 route: Optional[Callable[[str], str]] = None) -> None:
         """``link``: a profile of rrto_ros.bench.link (``loopback``, ``edge``, ``cloud``):
         the client then reaches the server through that link emulator, run as its own
         process. None: a direct connection. ``security``: ``open`` (what most tests and
         the benchmarks measure) or ``curve`` (keys made in a temporary directory, the robot
-        allowed); the replay lane is encrypted with either."""
+        allowed); the replay lane is encrypted with either. ``route``: maps the server's
+        endpoint to the one the client node uses (a test's proxy that cuts the link)."""
         # A known lane port, so that a link emulator can carry the lane too.
         lane_port = free_tcp_port()
         self._tmp = tempfile.TemporaryDirectory(prefix='rrto-')
@@ -84,6 +86,8 @@ class LocalStack:
                                     also=[(f'127.0.0.1:{lane_port}', lane_via)])
             client_endpoint = self.link.endpoint
             client_options.setdefault('lane_endpoint', f'tcp://127.0.0.1:{lane_via}')
+        if route is not None:   # e.g. a test's proxy that cuts the link
+            client_endpoint = route(client_endpoint)
         self.agent_socket = os.path.join(self._tmp.name, 'agent.sock')
         self.client = ClientCore(ClientConfig(client_endpoint, self.agent_socket, mode,
                                               connect_timeout_s, server_timeout_s,

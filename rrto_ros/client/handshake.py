@@ -50,6 +50,7 @@ class HandshakeWatch:
         self.endpoint = endpoint
         self.curve = curve
         self.done = False               # a handshake has succeeded (replies can come)
+        self.connects = 0               # handshakes that succeeded (2 and more: reconnects)
         self.verdict: Optional[str] = None   # why the latest handshake failed, if certain
         self.silent_failures = 0        # handshakes the server cut short without a reason
         self._monitor: Optional[zmq.Socket] = sock.get_monitor_socket(EVENTS)
@@ -71,6 +72,7 @@ class HandshakeWatch:
             kind, value = event['event'], event['value']
             if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.done, self.verdict, self.silent_failures = True, None, 0
+                self.connects += 1
             elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 self.verdict = self._refused(value)
             elif kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:

@@ -8,10 +8,13 @@ CUDA reports errors of asynchronous work at the next synchronising call.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from dataclasses import field
+import logging
+import secrets
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 import zmq
 
@@ -36,6 +39,10 @@ class HandshakeFailed(ServerLost):
     and what to change."""
 
 
+log = logging.getLogger(__name__)
+# Bytes of requests kept until a reply shows they arrived (what a lost connection may have
+# swallowed); beyond, the link cannot resume and a loss ends the session as before.
+WINDOW_BYTES = 512 << 20
 HANDSHAKE_POLL_S = 0.05   # until the first handshake, how often a wait looks for a refusal
 
 
@@ -75,6 +82,9 @@ class Uplink:
             self.sock.curve_secretkey = curve['secret']
             self.sock.curve_publickey = curve['public']
             self.sock.curve_serverkey = curve['server']
+        # The same routing id on every connection: after a lost one (a Wi-Fi drop) the
+        # server hands this client its route, and its session, back.
+        self.sock.setsockopt(zmq.ROUTING_ID, b'r' + secrets.token_bytes(15))
         self.handshake = HandshakeWatch(self.sock, endpoint, curve)
         self.sock.connect(endpoint)
         self.sid = b''
@@ -88,6 +98,13 @@ class Uplink:
         self.last_heard = time.monotonic()
         self.last_sent = time.monotonic()
         self._pings: set = set()
+        # Requests sent and not yet known to have arrived (a later reply tells), numbered
+        # one after the other: what is sent again after a lost connection.
+        self._n = 0
+        self._window: Deque[Tuple[int, List[Any], int]] = deque()
+        self._window_bytes = 0
+        self._connects_seen = 0
+        self.resent = 0        # requests sent again after a lost connection
 
     def close(self) -> None:
         self.handshake.close()
@@ -106,6 +123,9 @@ class Uplink:
             else:
                 self._refused[self.seq] = refused
             return self.seq
+        if op != PING:
+            self._n += 1
+            extra['n'] = self._n
         parts = encode_request(Request(self.sid, self.seq, op, list(args), list(frames), quiet,
                                        extra))
         copy = len(frames) == 0 or payload < 65536
@@ -123,6 +143,8 @@ class Uplink:
             self.sock.send_multipart(parts, zmq.NOBLOCK, copy=copy)
         self.stats.requests += op not in (PING, ops.Op.BYE)   # as the server counts them
         sent = total_size(parts[1:], parts[0])
+        if op != PING:
+            self._keep(self.seq, parts, sent)
         self.stats.bytes_up += sent
         self.last_sent = time.monotonic()
         if op != PING:
@@ -170,7 +192,9 @@ class Uplink:
                 if reply.seq == seq:
                     return reply
                 self._absorb(reply)
+                self._watch_connection()
                 continue
+            self._watch_connection()
             now = time.monotonic()
             self._raise_if_refused(silent=now - heard > limit)
             if now - heard > limit:
@@ -179,6 +203,43 @@ class Uplink:
             if now >= probe_at:
                 self.send(PING, [])
                 probe_at = now + self.heartbeat_s
+
+    def _keep(self, seq: int, parts: List[Any], size: int) -> None:
+        if self._window_bytes + size > WINDOW_BYTES:   # too much to keep: no resume
+            self._window.clear()
+            self._window_bytes = 0
+            return
+        self._window.append((seq, parts, size))
+        self._window_bytes += size
+
+    def _acked(self, seq: int) -> None:
+        """A session's reply to ``seq``: everything up to it arrived (the server executes a
+        session's requests in their numbered order, refusing gaps)."""
+        w = self._window
+        while w and w[0][0] <= seq:
+            self._window_bytes -= w.popleft()[2]
+
+    def _resume(self, why: str) -> None:
+        """Send again what may have been lost with a connection, in order; the server
+        drops what it has and answers again what it answered."""
+        if not self._window:
+            return
+        log.info('link to %s %s: sending %d requests again', self.endpoint, why,
+                 len(self._window))
+        for _seq, parts, _size in list(self._window):
+            try:
+                self.sock.send_multipart(parts, zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return   # no connection again: the next reconnect sends them
+            self.resent += 1
+
+    def _watch_connection(self) -> None:
+        self.handshake.check()
+        connects = self.handshake.connects
+        if connects > self._connects_seen:
+            if self._connects_seen:
+                self._resume('reconnected')
+            self._connects_seen = connects
 
     def _writable(self, limit: float) -> bool:
         """Wait until a message can be queued, giving up early if the server refused us."""
@@ -216,11 +277,17 @@ class Uplink:
         self.stats.bytes_down += total_size(parts)
         self.last_heard = time.monotonic()
         try:
-            return decode_reply(parts)
+            reply = decode_reply(parts)
         except ProtocolError as e:
             raise ServerLost(f'malformed reply from {self.endpoint}: {e}') from None
+        if reply.seq not in self._pings:   # a ping's answer may come on a new connection,
+            self._acked(reply.seq)          # past requests the old one lost: no proof
+        return reply
 
     def _absorb(self, reply: Reply) -> None:
+        if 'resend_from' in reply.extra:   # the server missed requests: send them again
+            self._resume('lost requests')
+            return
         if reply.seq in self._pings:
             self._pings.discard(reply.seq)
             if self.sid and reply.res and not reply.res[0]:

@@ -178,6 +178,9 @@ class Server:
         self._router = self.ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        # A client that reconnects (a Wi-Fi drop) under its own routing id takes its route
+        # back: its session goes on (the request numbers below resume it).
+        self._router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         # Checked by libzmq against each frame's length prefix, before the frame is read.
         self._router.setsockopt(zmq.MAXMSGSIZE, config.max_message_bytes + MAX_HEADER_BYTES)
         try:
@@ -452,10 +455,9 @@ class Server:
         it on (or answer it)."""
         self.stats.requests += 1
         self.stats.bytes_in += size
-        if size > self.config.max_message_bytes:
-            return self._reject(ident, req.seq, f'request with {size} bytes of payload exceeds '
-                                'the server limit max_message_bytes '
-                                f'({self.config.max_message_bytes})')
+        too_big = size > self.config.max_message_bytes
+        if too_big and (req.op in (PING, Op.HELLO) or req.sid not in self.sessions):
+            return self._refuse_size(ident, req, size)
         if req.op == PING:
             session = self.sessions.get(req.sid)
             if session is not None and session.ident == ident:
@@ -473,6 +475,10 @@ class Server:
         if ident != (lanes.LANE_IDENT + session.sid if via_lane else session.ident):
             return self._reject(ident, req.seq, 'session belongs to another connection',
                                 ops.CUDA_ERROR_INVALID_RESOURCE_HANDLE)
+        if not via_lane and not self._in_order(ident, session, req):
+            return
+        if too_big:   # refused once its number is counted: the session goes on
+            return self._refuse_size(ident, req, size)
         req.route = ident
         session.used = True
         if req.op == Op.BYE:
@@ -481,9 +487,38 @@ class Server:
             ran, reply = session.try_inline(req)
             if ran:
                 if reply is not None:
+                    session.remember(reply)
                     self._reply(ident, reply)
                 return
         session.submit(req)
+
+    def _refuse_size(self, ident: bytes, req: Request, size: int) -> None:
+        self._reject(ident, req.seq, f'request with {size} bytes of payload exceeds the server '
+                     f'limit max_message_bytes ({self.config.max_message_bytes})')
+
+    def _in_order(self, ident: bytes, session: ServerSession, req: Request) -> bool:
+        """Requests carry a number ``n``, one after the other per session, so that a client
+        that lost its connection can send again what it is not sure arrived: a number seen
+        before is answered from the session's recent replies (or dropped: a quiet call),
+        one beyond the next asks the client to send from the next (once per gap)."""
+        n = req.extra.pop('n', None)
+        if not isinstance(n, int) or isinstance(n, bool):
+            return True   # a client that does not number its requests: no resume
+        if n < session.next_n:
+            cached = session.recent.get(req.seq)
+            if cached is not None:
+                self._reply(ident, cached)
+            return False
+        if n > session.next_n:
+            if session.gap_told != session.next_n:
+                session.gap_told = session.next_n
+                log.info('session %s: requests from %d did not arrive (a lost connection); '
+                         'asked the client to send them again', session.sid.hex()[:8],
+                         session.next_n)
+                self._reply(ident, Reply(0, 0, extra={'resend_from': session.next_n}))
+            return False
+        session.next_n += 1
+        return True
 
     def _open(self, ident: bytes, req, client: str = '') -> None:
         if client:   # a robot's own sessions first make room for its new one
@@ -516,6 +551,8 @@ class Server:
                                 cfg.session_memory_bytes,
                                 lane_seal.new_key() if self.lane_port else None)
         session.client = client
+        n = req.extra.pop('n', None)
+        session.next_n = n + 1 if isinstance(n, int) else 0
         self.sessions[sid] = session
         self.stats.sessions_opened += 1
         log.info('session %s opened for %s', sid.hex()[:8], label)

@@ -4,6 +4,7 @@ order on its own thread, so a slow or failing session never blocks the others.""
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import statistics
@@ -33,6 +34,7 @@ from rrto_ros.server.replay import payload_of
 from rrto_ros.server.replay import ServerReplay
 
 log = logging.getLogger(__name__)
+RECENT_REPLIES = 64   # kept per session, for a client that lost its connection
 NEED_DATA = 'need_data'   # reply key: the server lacks this module, send its bytes
 CONTENT_KEY = 'h'         # request key: a copy's content key (client/uploads.py)
 HELD_KEY = 'held'         # hello reply key: which offered content keys the server holds
@@ -54,6 +56,9 @@ class ServerSession:
         self._upload: Optional[Tuple[int, str, int, bytearray]] = None   # a module arriving
         self.ident = ident
         self.client = ''    # the robot's CURVE key (Z85) when the server authenticates them
+        self.next_n = 0     # the number the client's next request carries (server.py)
+        self.gap_told = -1
+        self.recent: 'collections.OrderedDict[int, Reply]' = collections.OrderedDict()
         self.label = label
         self.lane_port = lane_port
         self.cache = cache
@@ -144,6 +149,12 @@ class ServerSession:
     def close(self) -> None:
         self._queue.put(None)
 
+    def remember(self, reply: Reply) -> None:
+        """Keep the latest replies: a client that lost its connection asks again."""
+        self.recent[reply.seq] = reply
+        while len(self.recent) > RECENT_REPLIES:
+            self.recent.popitem(last=False)
+
     def _run(self) -> None:
         try:
             while True:
@@ -153,6 +164,7 @@ class ServerSession:
                 with self._busy:
                     reply = self._execute(req)
                 if reply is not None:
+                    self.remember(reply)
                     self._send(req.route or self.ident, reply)
                 if req.op == Op.BYE or (req.op == Op.HELLO and reply is not None and reply.err):
                     break
