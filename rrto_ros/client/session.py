@@ -18,6 +18,8 @@ import zmq
 from rrto_ros.client.config import ClientConfig
 from rrto_ros.client.lane import lane_descriptor
 from rrto_ros.client.replayer import ClientReplay
+from rrto_ros.client.replayer import make_call
+from rrto_ros.client.replayer import NOT_RECORDED
 from rrto_ros.client.uplink import HandshakeFailed
 from rrto_ros.client.uplink import LinkStats
 from rrto_ros.client.uplink import ServerLost
@@ -26,6 +28,7 @@ from rrto_ros.protocol import agent_wire as wire
 from rrto_ros.protocol import ops
 from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.ops import Op
+from rrto_ros.record import oplog_file
 from rrto_ros.server.replay import encode_template
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,8 @@ class ClientSession:
         self._poller = zmq.Poller()   # the app's socket and the connection to the server
         self._poller.register(conn.fileno(), zmq.POLLIN)
         self._poller.register(self.uplink.sock, zmq.POLLIN)
+        # RRTO_OPLOG_DUMP=FILE: every forwarded call, written at the end (record/oplog_file)
+        self._dump: Optional[list] = [] if oplog_file.target(0) else None
 
     @property
     def mode(self) -> str:
@@ -129,9 +134,21 @@ class ClientSession:
                 pass   # the server forgets the session by itself after session_timeout_s
         self.uplink.close()
         self.conn.close()
+        self._write_dump()
         self._refresh_stats()
         self.stats.state = 'lost' if self.lost else 'ended'
         self._on_end(self)
+
+    def _write_dump(self) -> None:
+        if self._dump is None:
+            return
+        path = oplog_file.target(self.stats.pid)
+        try:
+            n = oplog_file.dump(path, self._dump, self.stats.app, self.mode)
+            log.info('session %s: %d calls written to %s (RRTO_OPLOG_DUMP)', self.label, n, path)
+        except OSError as e:
+            log.warning('session %s: cannot write the operator log to %s: %s', self.label,
+                        path, e)
 
     def _refresh_stats(self) -> None:
         s, lane = self.uplink.stats, self.lane
@@ -358,8 +375,10 @@ class ClientSession:
             self.uplink.send(op, req.args, frames, quiet=True)
             if recording and op != Op.REPLAY_RUN:
                 self.replay.observe(op, req.args, req.data)
+            self._log_call(op, req)
             return
         reply = self.uplink.call(op, req.args, frames)
+        self._log_call(op, req, reply.res, reply.err)
         table = None
         if recording and op != Op.REPLAY_RUN:
             self.replay.observe(op, req.args, req.data, reply.res, reply.err)
@@ -368,6 +387,11 @@ class ClientSession:
         if self.replay.withdraw_pending():
             table = b''
         self._answer(reply, table)
+
+    def _log_call(self, op: Op, req: wire.AgentRequest, res=(), err: int = 0) -> None:
+        if self._dump is not None and op not in NOT_RECORDED and \
+                len(self._dump) < oplog_file.MAX_CALLS:
+            self._dump.append(make_call(op, req.args, req.data, res, err))
 
     def _find_table(self) -> Optional[bytes]:
         """Search the log; load found sequences on the server; return the table."""

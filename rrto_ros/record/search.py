@@ -110,12 +110,12 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import numpy as np
 
 from rrto_ros.record.calls import Call
-from rrto_ros.record.calls import DATA_OPS
-from rrto_ros.record.calls import DEVICE_WRITE_OPS
 from rrto_ros.record.calls import KeyInterner
 from rrto_ros.record.calls import MEMCPY_DTOH
 from rrto_ros.record.calls import MEMCPY_HTOD
 from rrto_ros.record.calls import TAIL_OPS
+from rrto_ros.record.calls import touches_device
+from rrto_ros.record.calls import writes_device
 from rrto_ros.record.deps import DepGraph
 from rrto_ros.record.oplog import OpLog
 
@@ -420,12 +420,12 @@ class Recorder:
         for _ in range(64):
             if i < log.base:
                 return False
-            op = log.call(i).op
-            if op in DATA_OPS:
-                if op in DEVICE_WRITE_OPS and graph.is_start(i):
+            call = log.call(i)
+            if touches_device(call):
+                if writes_device(call) and graph.is_start(i):
                     want_output = True      # an input upload (one of several, maybe)
                 else:
-                    return want_output and op == MEMCPY_DTOH
+                    return want_output and call.op == MEMCPY_DTOH
             i -= 1
         return False
 
@@ -449,17 +449,18 @@ class Recorder:
     def _cut(self, p: int, start: int, end: int) -> _Cycle:
         """Where inferences begin in the cycle of period ``p`` (see the module doc, step 3)."""
         ref = end - p
-        ops = [c.op for c in self.log.calls(ref, end)]
+        calls = self.log.calls(ref, end)
+        ops = [c.op for c in calls]
+        writes = [writes_device(c) for c in calls]
         starts = self.graph.start_flags(ref, end)
         prev = ref - p if ref - p >= start else ref   # ends need later calls: look one back
         ends = self.graph.end_flags(prev, prev + p)
         # tier 2: output -> (passive calls) -> start candidate that writes device memory
-        data = [j for j in range(p) if ops[j] in DATA_OPS]
+        data = [j for j in range(p) if touches_device(calls[j])]
         cuts: List[int] = []
         for k, w in enumerate(data):
             d = data[k - 1]
-            if ops[d] != MEMCPY_DTOH or not ends[d] or ops[w] not in DEVICE_WRITE_OPS \
-                    or not starts[w]:
+            if ops[d] != MEMCPY_DTOH or not ends[d] or not writes[w] or not starts[w]:
                 continue
             c = d + 1
             j = d + 1
