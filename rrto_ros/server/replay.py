@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field
 import logging
+import struct
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -52,6 +53,7 @@ Execute = Callable[[Request], tuple]
 # op -> index of its stream argument
 CAPTURABLE = {Op.LAUNCH: 8, Op.MEMSET: 3, Op.MEMCPY_DTOD: 3, Op.MEMCPY_HTOD: 1,
               Op.MEMCPY_DTOH: 2}
+MAX_RECAPTURES = 3  # a range whose launch parameters change more often runs op by op
 SETUP = -1          # a library setup call: joins a run on any stream
 NOT_CAPTURABLE = None
 HANDLE_ROLES = ('create', 'destroy', 'set', 'use')
@@ -154,6 +156,8 @@ class ServerReplay:
         self._no_graph: set = set()
         self._in_flight: set = set()   # graphs with staged inputs launched, not synchronised
         self.graph_launches = 0
+        self.patches = 0               # launch parameter patches that changed a template
+        self._recaptures: Dict[Tuple[int, int, int], int] = {}
 
     def load(self, seq_id: int, start: int, blob: bytes) -> None:
         try:
@@ -194,10 +198,12 @@ class ServerReplay:
                             f'at position {t.cursor} of {n}')
         expected, steps = self._plan(seq_id, t, start, end)
         got = len(payload) if payload is not None else 0
-        if got != expected:
+        if got < expected:
             raise CudaError(ops.CUDA_ERROR_INVALID_VALUE,
                             f'replay entries [{start}, {end}) of sequence {seq_id} copy '
                             f'{expected} input bytes, the request carries {got}')
+        if got > expected:
+            self._patch(seq_id, t, start, end, payload[expected:])
         offset = 0
         t0 = time.perf_counter()
         out: tuple = ([], [])
@@ -219,6 +225,35 @@ class ServerReplay:
         finally:
             t.pass_s += time.perf_counter() - t0
         return out
+
+    def _patch(self, seq_id: int, t: Template, start: int, end: int, data: memoryview
+               ) -> None:
+        """Apply the launch parameter patches that follow a range's inputs (u32 position,
+        u32 length, bytes; see interposer/replay.c): the app's bytes replace the template's,
+        and a graph that holds a changed launch is captured again."""
+        pos = 0
+        while pos < len(data):
+            if pos + 8 > len(data):
+                raise CudaError(ops.CUDA_ERROR_INVALID_VALUE, f'replay of sequence {seq_id}: '
+                                'a launch parameter patch is cut short')
+            k, n = struct.unpack_from('<II', data, pos)
+            old = t.requests[k] if start <= k < end else None
+            if old is None or old.op != Op.LAUNCH or not old.frames or \
+                    len(frame_bytes(old.frames[0])) != n or pos + 8 + n > len(data):
+                raise CudaError(ops.CUDA_ERROR_INVALID_VALUE, f'replay of sequence {seq_id}: '
+                                f'a parameter patch for entry {k} that is not a launch of '
+                                f'{n} parameter bytes in [{start}, {end})')
+            new = bytes(data[pos + 8:pos + 8 + n])
+            pos += 8 + n
+            if new == bytes(frame_bytes(old.frames[0])):
+                continue
+            t.requests[k] = Request(b'', 0, old.op, old.args, [new], extra=old.extra)
+            for key in [g for g in self._graphs if g[0] == seq_id and g[1] <= k < g[2]]:
+                del self._graphs[key]       # its kernel node has the old parameters
+                self._recaptures[key] = self._recaptures.get(key, 0) + 1
+                if self._recaptures[key] > MAX_RECAPTURES:   # bytes that keep changing
+                    self._no_graph.add(key)
+            self.patches += 1
 
     def _plan(self, seq_id: int, t: Template, start: int, end: int
               ) -> Tuple[int, List[Tuple[int, int]]]:
