@@ -35,7 +35,9 @@ from rrto_ros.server.replay import ServerReplay
 from rrto_ros.server.replay import SETUP
 
 DATA = pathlib.Path(__file__).resolve().parent / 'data'
-TORCH_LOG = DATA / 'torch_resnet18_emu.oplog'
+# resnet18 224, cuDNN off: the emu dry run's log, and the GPU's once committed
+# (bench/record_torch_oplog.py --backend cuda --out test/data/torch_resnet18_gpu.oplog ...)
+TORCH_LOGS = sorted(DATA.glob('torch_resnet18_*.oplog'))
 ONE = struct.pack('<f', 1.0)
 ZERO = struct.pack('<f', 0.0)
 A, B, C = 0x10000, 0x20000, 0x30000
@@ -226,17 +228,20 @@ def test_launch_parameter_patches_replace_the_template_and_recapture():
 
 
 # ----------------------------------------------------------------- a real PyTorch log
-@pytest.fixture(scope='module')
-def torch_log():
-    head, calls = oplog_file.load(str(TORCH_LOG))
-    return head, calls
+@pytest.fixture(scope='module', params=TORCH_LOGS, ids=[p.stem for p in TORCH_LOGS])
+def torch_log(request):
+    return oplog_file.load(str(request.param))
+
+
+def test_a_torch_log_is_committed():
+    assert any(p.stem == 'torch_resnet18_emu' for p in TORCH_LOGS)
 
 
 def test_torch_log_is_found_and_replays_with_one_blocking_call(torch_log):
     """The log of `torch_app resnet18 224 5 --cudnn off` (cuDNN off: convolutions are
     im2col + cublasSgemm, the classifier is cublasLtMatmul), recorded under the
-    interposer. Until a GPU log is committed, it is the emu dry run's
-    (RRTO_EMU_UNKNOWN_KERNELS=skip): the same calls, meaningless data."""
+    interposer: on the GPU, or in the emu dry run (RRTO_EMU_UNKNOWN_KERNELS=skip: the
+    same calls, meaningless data)."""
     _, calls = torch_log
     rec = Recorder(record_window=3)
     found = []
