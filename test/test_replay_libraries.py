@@ -181,6 +181,17 @@ def test_entry_streams_follow_the_handles_stream():
     assert entry_streams(reqs) == [NOT_CAPTURABLE, SETUP, 9, 4, NOT_CAPTURABLE, SETUP]
 
 
+def test_a_gemm_whose_handle_stream_was_set_outside_the_run_is_not_captured():
+    launch = Call('LAUNCH', (7, 1, 1, 1, 32, 1, 1, 0, 0), struct.pack('<Q', A))
+    limit = lib('cudaDeviceGetLimit', [0, 0], outs={0: 8})
+    calls = [set_stream(1, 0), limit, launch, sgemm(), launch,
+             Call('MEMCPY_DTOH', (C, 64, 0, 1))]
+    replay = ServerReplay(lambda req: ([], []), lambda: None)
+    replay.load(1, 0, encode_template(calls))
+    _, steps = replay._plan(1, replay.templates[1], 0, len(calls))
+    assert steps == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 6)]
+
+
 def test_library_work_joins_the_graph_and_run_local_descriptors_are_skipped():
     fake = LibFake()
     replay = ServerReplay(fake.execute, lambda: fake)

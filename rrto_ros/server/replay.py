@@ -89,6 +89,25 @@ def entry_streams(requests: List[Request]) -> List[Optional[int]]:
     return out
 
 
+def stream_links(requests: List[Request]) -> List[Tuple[int, int]]:
+    """Per entry: (the handle whose stream it sets, the handle whose stream its work goes to
+    when no stream argument says), 0 for none. A captured call of the second kind needs
+    the first inside its run: on the server the capture stream is what the handle is set to
+    during the capture, and a handle still on a real stream would break the capture."""
+    out = []
+    for r in requests:
+        d = _decoded(r)
+        sets = needs = 0
+        if d is not None:
+            roles = [p.role for p in d.function.params]
+            if 'stream' in roles and 'set' in roles:
+                sets = d.words[roles.index('set')]
+            elif d.function.stream_work and 'stream' not in roles and 'use' in roles:
+                needs = d.words[roles.index('use')]
+        out.append((sets, needs))
+    return out
+
+
 def _decoded(req: Request) -> Optional[forwarding.Decoded]:
     if req.op != Op.LIBCALL or not req.frames:
         return None
@@ -139,6 +158,7 @@ class Template:
     requests: List[Request]
     cursor: int = 0
     kinds: List[Optional[int]] = field(default_factory=list)   # entry_streams()
+    links: List[Tuple[int, int]] = field(default_factory=list)  # stream_links()
     runs: int = 0            # completed passes through the sequence
     pass_s: float = 0.0      # server time spent on the current pass
     pass_times_s: List[float] = field(default_factory=list)
@@ -169,7 +189,8 @@ class ServerReplay:
             raise ValueError(f'malformed replay sequence {seq_id}: {e}') from None
         if not requests or not 0 <= start <= len(requests):
             raise ValueError(f'replay sequence {seq_id}: start {start} outside 0..{len(requests)}')
-        self.templates[seq_id] = Template(requests, start, entry_streams(requests))
+        self.templates[seq_id] = Template(requests, start, entry_streams(requests),
+                                          stream_links(requests))
         for cache in (self._plans, self._graphs):   # a reused id: nothing of the old one
             for key in [k for k in cache if k[0] == seq_id]:
                 del cache[key]
@@ -278,12 +299,15 @@ class ServerReplay:
         """End of the run of capturable entries on one stream (library setup calls
         included) that starts at i; a copy to the host ends a run. A run without any
         stream work is no run."""
-        stream, j = None, i
+        stream, j, set_here = None, i, set()
         while j < end:
             kind = t.kinds[j]
+            sets, needs = t.links[j]
             if kind is NOT_CAPTURABLE or kind != SETUP and stream is not None and \
-                    kind != stream:
+                    kind != stream or needs and needs not in set_here:
                 break
+            if sets:
+                set_here.add(sets)
             j += 1
             if kind != SETUP:
                 stream = kind
