@@ -147,3 +147,24 @@ def test_replay_mode_without_repetition_stays_forwarding(examples_dir, backend):
     assert r.returncode == 0, r.stderr
     assert s['replay_started_at'] == -1 and s['phase'] == 'recording'
     assert s['divergences'] == 0 and s['departures'] == 0
+
+
+def test_changed_parameter_padding_is_patched_not_diverged(examples_dir, backend):
+    """struct_param's loop changes the padding bytes of its by-value struct halfway (bytes no
+    kernel reads, as PyTorch's structs carry stack garbage): replay sends the new bytes as
+    a patch, the outputs stay those of forwarding, and replay does not end."""
+    outputs = {}
+    for mode in ('pipelined', 'replay'):
+        with LocalStack(backend, mode) as stack:
+            r = stack.run([str(examples_dir / 'struct_param'), '16'], timeout=300)
+            s = stack.last_session()
+            deadline = time.monotonic() + 10
+            while not stack.server.stats.per_session and time.monotonic() < deadline:
+                time.sleep(0.05)        # the server ends the session after the app's BYE
+            server = list(stack.server.stats.per_session.values())
+        assert r.returncode == 0, r.stderr
+        outputs[mode] = r.stdout
+    assert outputs['replay'] == outputs['pipelined']
+    assert s['divergences'] == 0 and 0 < s['replay_started_at'] < 3 + 8   # before the change
+    assert s['round_trips_per_inference'][-6:] == (1,) * 6
+    assert server[-1]['replay_patches'] == 1
