@@ -69,6 +69,23 @@ def test_layout_read_from_cubin_and_fatbin():
     assert emu_unknown.param_layouts(b'not a module') == {}
 
 
+def test_layouts_agree_with_the_example_binaries(examples_dir):
+    """On real cubins (the examples' .nv_fatbin), the same layouts as the emu registry's."""
+    from rrto_ros.server.emu_kernel import REGISTRY
+    from test_emu_kernels import _elf_sections
+    checked = 0
+    for exe in sorted(examples_dir.iterdir()):
+        data = exe.read_bytes()
+        secs = _elf_sections(data)
+        if '.nv_fatbin' not in secs:
+            continue
+        off, size, _, _ = secs['.nv_fatbin']
+        for name, layout in emu_unknown.param_layouts(data[off:off + size]).items():
+            assert tuple(layout) == REGISTRY[name].params, f'{exe.name}: {name}'
+            checked += 1
+    assert checked >= 5
+
+
 def test_layout_read_from_a_zstd_compressed_entry():
     try:
         blob = fatbin(CUBIN, compress=True)

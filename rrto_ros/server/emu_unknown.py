@@ -122,17 +122,20 @@ def _unzstd(data: bytes, size: int) -> bytes:
 
 
 def _kparams(info: bytes) -> List[Tuple[int, int]]:
+    """Records of u8 format, u8 attribute: format 4 (EIFMT_SVAL) has a u16 length and
+    that many bytes, format 3 a u16 value, formats 1 and 2 nothing more."""
     params: Dict[int, Tuple[int, int]] = {}
     i = 0
-    while i + 4 <= len(info):
-        fmt, attr, value = struct.unpack_from('<BBH', info, i)
-        i += 4
-        if fmt != EIFMT_SVAL:
-            continue
-        if attr == EIATTR_KPARAM_INFO and value >= 12:
-            _, ordinal, offset, bits = struct.unpack_from('<IHHI', info, i)
-            params[ordinal] = (offset, (bits >> 18) & 0x3FFF)
-        i += value
+    while i + 2 <= len(info):
+        fmt, attr = info[i], info[i + 1]
+        if fmt == EIFMT_SVAL and i + 4 <= len(info):
+            length, = struct.unpack_from('<H', info, i + 2)
+            if attr == EIATTR_KPARAM_INFO and length >= 12 and i + 16 <= len(info):
+                _, ordinal, offset, bits = struct.unpack_from('<IHHI', info, i + 4)
+                params[ordinal] = (offset, (bits >> 18) & 0x3FFF)
+            i += 4 + length
+        else:
+            i += 4 if fmt == 3 else 2
     return [params[k] for k in sorted(params)]
 
 
