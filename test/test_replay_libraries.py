@@ -306,3 +306,38 @@ def test_oplog_file_round_trip_and_errors(tmp_path):
     (tmp_path / 'bad').write_bytes(b'\x93\x01\x02')
     with pytest.raises(ValueError, match='RRTO_OPLOG_DUMP'):
         oplog_file.load(str(tmp_path / 'bad'))
+
+
+# ----------------------------------------------------------------- launch identity
+def garbage_inferences(n: int, pointers) -> List[Call]:
+    """Inferences of one launch whose struct carries a device pointer (``pointers[k]`` in
+    inference k) and a word of stack garbage that differs every time."""
+    calls = []
+    for k in range(n):
+        params = struct.pack('<QQQ', pointers[k % len(pointers)], 0x7ffe00000000 + 16 * k, 5)
+        calls += [Call('MEMCPY_HTOD', (A, 0, 1), var_len=64),
+                  Call('LAUNCH', (7, 1, 1, 1, 32, 1, 1, 0, 0), params),
+                  Call('MEMCPY_DTOH', (C, 64, 0, 1))]
+    return calls
+
+
+def test_launch_bytes_outside_device_pointers_do_not_break_the_period():
+    rec = Recorder(record_window=3)
+    for p in (A, B, C):
+        rec.add(malloc(p))
+    for c in garbage_inferences(6, [B]):
+        rec.add(c)
+    found = rec.search()
+    assert len(found) == 1 and len(found[0]) == 3
+    # the template holds the latest bytes; replay patches the launch when they differ
+    assert found[0].calls[1].key_data == garbage_inferences(6, [B])[-2].key_data
+
+
+def test_launch_pointers_still_tell_inferences_apart():
+    rec = Recorder(record_window=3)
+    for p in (A, B, B + 0x2000, C):
+        rec.add(malloc(p))
+    for c in garbage_inferences(12, [B, B + 0x2000]):     # double buffering
+        rec.add(c)
+    found = rec.search()
+    assert sorted(len(s) for s in found) == [3, 3] and len({s.idents for s in found}) == 2

@@ -285,6 +285,27 @@ class DepGraph:
                     seen.setdefault(w, r)
         return tuple(seen.values())
 
+    def pointer_words(self, param_buffer: bytes) -> bytes:
+        """``param_buffer`` with every 8-byte word that :meth:`referenced` would not count as
+        a reference zeroed: what identifies a launch for the search. Its other bytes
+        (sizes, scalars, and the uninitialised padding PyTorch's structs carry, which
+        changes between inferences) travel as a patch at replay when they differ, so the
+        server runs the app's own bytes (interposer/replay.c)."""
+        n = len(param_buffer) >> 3
+        out = bytearray(len(param_buffer))
+        if not n or not (self._starts or self._loose):
+            return bytes(out)
+        starts, allocs, loose = self._starts, self._allocs, self._loose
+        lo = starts[0] if starts else 1 << 64
+        hi = allocs[starts[-1]].end if starts else 0
+        for k, w in enumerate(struct.unpack_from(f'<{n}Q', param_buffer)):
+            keep = False
+            if lo <= w < hi:
+                keep = w < allocs[starts[bisect.bisect_right(starts, w) - 1]].end
+            if keep or w in loose:
+                out[8 * k:8 * k + 8] = param_buffer[8 * k:8 * k + 8]
+        return bytes(out)
+
     def _lib_referenced(self, data: bytes) -> Tuple[Region, ...]:
         """The live regions a library call's ``device`` parameters point into."""
         try:
