@@ -191,7 +191,7 @@ class ServerReplay:
             raise ValueError(f'replay sequence {seq_id}: start {start} outside 0..{len(requests)}')
         self.templates[seq_id] = Template(requests, start, entry_streams(requests),
                                           stream_links(requests))
-        for cache in (self._plans, self._graphs):   # a reused id: nothing of the old one
+        for cache in (self._plans, self._graphs, self._recaptures):   # a reused id
             for key in [k for k in cache if k[0] == seq_id]:
                 del cache[key]
         self._no_graph = {k for k in self._no_graph if k[0] != seq_id}
