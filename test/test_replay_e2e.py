@@ -196,3 +196,24 @@ def test_session_outlives_an_unread_async_copy(async_infer, backend, interposer)
                     client_options={'heartbeat_s': 0.2}) as stack:
         r = stack.run([str(async_infer), 'late', '3'], timeout=600)
     assert r.returncode == 0 and r.stdout == 'PASS\n', r.stdout + r.stderr
+
+
+def test_changed_parameter_padding_is_patched_not_diverged(examples_dir, backend):
+    """struct_param's loop changes the padding bytes of its by-value struct halfway (bytes no
+    kernel reads, as PyTorch's structs carry stack garbage): replay sends the new bytes as
+    a patch, the outputs stay those of forwarding, and replay does not end."""
+    outputs = {}
+    for mode in ('pipelined', 'replay'):
+        with LocalStack(backend, mode) as stack:
+            r = stack.run([str(examples_dir / 'struct_param'), '16'], timeout=300)
+            s = stack.last_session()
+            deadline = time.monotonic() + 10
+            while not stack.server.stats.per_session and time.monotonic() < deadline:
+                time.sleep(0.05)        # the server ends the session after the app's BYE
+            server = list(stack.server.stats.per_session.values())
+        assert r.returncode == 0, r.stderr
+        outputs[mode] = r.stdout
+    assert outputs['replay'] == outputs['pipelined']
+    assert s['divergences'] == 0 and 0 < s['replay_started_at'] < 3 + 8   # before the change
+    assert s['round_trips_per_inference'][-6:] == (1,) * 6
+    assert server[-1]['replay_patches'] == 1

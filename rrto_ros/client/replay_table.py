@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from typing import Iterable, Protocol, Sequence, Tuple
 
+from rrto_ros.protocol import forwarding
 from rrto_ros.protocol.ops import Op
 
 TABLE_MAGIC = 0x4C425452
@@ -46,9 +47,15 @@ class CallLike(Protocol):
     err: int
 
 
-def kind_of(op: Op) -> int:
+def kind_of(op: Op, key_data: bytes = b'') -> int:
+    """How a recorded call is replayed; a LIBCALL (``key_data``: its request) blocks when
+    its function writes host memory (the spec's `out` parameters; `memo` calls are
+    answered by the interposer and never reach the table after their first time)."""
     if op in INPUT_OPS:
         return KIND_INPUT
+    if op == Op.LIBCALL:
+        fn = forwarding.by_name(forwarding.call_name(key_data))
+        return KIND_BLOCK if fn is None or fn.blocks else KIND_LOCAL
     return KIND_BLOCK if op in BLOCKING_OPS else KIND_LOCAL
 
 
@@ -72,7 +79,7 @@ def compile_table(sequences: Sequence[Tuple[int, Sequence[CallLike]]], start_seq
 
 def _entry(call: CallLike) -> bytes:
     op = Op[call.op]
-    kind = kind_of(op)
+    kind = kind_of(op, call.key_data)
     key = b'' if kind == KIND_INPUT else bytes(call.key_data)
     res = () if kind == KIND_BLOCK else tuple(call.result)
     err = 0 if kind == KIND_BLOCK else call.err

@@ -92,8 +92,8 @@ class ClientReplay:
             self._output_done(replayed=False)
 
     def _add(self, call: Call) -> None:
-        self.recorder.add(call)
-        self._tail.append(call.key())
+        idx = self.recorder.add(call)
+        self._tail.append(self.recorder.interner.key_of(self.recorder.log.key(idx)))
 
     def _output_done(self, replayed: bool) -> None:
         now = time.monotonic()
@@ -119,7 +119,7 @@ class ClientReplay:
         found = self.recorder.search()
         if not found:
             return None
-        where = _resume_position(list(self._tail), [[c.key() for c in s.calls] for s in found])
+        where = _resume_position(list(self._tail), [list(s.idents) for s in found])
         if where is None:
             return None
         seqs = [(next(self._ids), tuple(x.calls)) for x in found]

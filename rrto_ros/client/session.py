@@ -22,6 +22,8 @@ from rrto_ros.client.lane import default_sodium_library
 from rrto_ros.client.lane import lane_descriptor
 from rrto_ros.client.lane import SODIUM_PACKAGE
 from rrto_ros.client.replayer import ClientReplay
+from rrto_ros.client.replayer import make_call
+from rrto_ros.client.replayer import NOT_RECORDED
 from rrto_ros.client.uplink import HandshakeFailed
 from rrto_ros.client.uplink import LinkStats
 from rrto_ros.client.uplink import ServerLost
@@ -36,6 +38,7 @@ from rrto_ros.protocol.messages import OUTPUT
 from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.ops import Op
 from rrto_ros.server.module_cache import content_key
+from rrto_ros.record import oplog_file
 from rrto_ros.server.replay import encode_template
 
 log = logging.getLogger(__name__)
@@ -108,6 +111,8 @@ class ClientSession:
         self._poller = zmq.Poller()   # the app's socket and the connection to the server
         self._poller.register(conn.fileno(), zmq.POLLIN)
         self._poller.register(self.uplink.sock, zmq.POLLIN)
+        # RRTO_OPLOG_DUMP=FILE: every forwarded call, written at the end (record/oplog_file)
+        self._dump: Optional[list] = [] if oplog_file.target(0) else None
 
     @property
     def mode(self) -> str:
@@ -156,9 +161,21 @@ class ClientSession:
                 pass   # the server forgets the session by itself after session_timeout_s
         self.uplink.close()
         self.conn.close()
+        self._write_dump()
         self._refresh_stats()
         self.stats.state = 'lost' if self.lost else 'ended'
         self._on_end(self)
+
+    def _write_dump(self) -> None:
+        if self._dump is None:
+            return
+        path = oplog_file.target(self.stats.pid)
+        try:
+            n = oplog_file.dump(path, self._dump, self.stats.app, self.mode)
+            log.info('session %s: %d calls written to %s (RRTO_OPLOG_DUMP)', self.label, n, path)
+        except OSError as e:
+            log.warning('session %s: cannot write the operator log to %s: %s', self.label,
+                        path, e)
 
     def _refresh_stats(self) -> None:
         s, lane = self.uplink.stats, self.lane
@@ -423,6 +440,7 @@ class ClientSession:
         if not req.wants_reply:
             if recording and op != Op.REPLAY_RUN:
                 self.replay.observe(op, req.args, req.data)
+            self._log_call(op, req)
             return
         self._finish(op, req, reply)
 
@@ -430,6 +448,7 @@ class ClientSession:
         """Record a forwarded call's outcome and answer the interposer. A search for the
         replay sequence is attached only to a reply the app waits for: a deferred reply is
         read after the app's later calls, where a table would no longer fit."""
+        self._log_call(op, req, reply.res, reply.err)
         table = None
         if self.mode == 'replay' and op != Op.REPLAY_RUN:
             self.replay.observe(op, req.args, req.data, reply.res, reply.err)
@@ -485,6 +504,11 @@ class ClientSession:
             return None
         self.stats.agent_calls += 1
         return wire.read_request(self.conn)
+
+    def _log_call(self, op: Op, req: wire.AgentRequest, res=(), err: int = 0) -> None:
+        if self._dump is not None and op not in NOT_RECORDED and \
+                len(self._dump) < oplog_file.MAX_CALLS:
+            self._dump.append(make_call(op, req.args, req.data, res, err))
 
     def _find_table(self) -> Optional[bytes]:
         """Search the log; load found sequences on the server; return the table."""

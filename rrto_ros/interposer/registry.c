@@ -4,8 +4,10 @@
  * cuFuncGetParamInfo), so a launch is packed into one flat parameter buffer. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rrto.h"
 
@@ -233,11 +235,55 @@ int rrto_function_resolve(struct rrto_function *fn) {
   return err;
 }
 
+/* Start of this process's brk heap ([heap] in /proc/self/maps; 0: none, 1: not read yet). */
+static uintptr_t heap_start(void) {
+  static uintptr_t start = 1;
+  uintptr_t s = __atomic_load_n(&start, __ATOMIC_RELAXED);
+  if (s != 1) return s;
+  s = 0;
+  FILE *f = fopen("/proc/self/maps", "re");
+  if (f) {
+    char line[512];
+    unsigned long lo, hi;
+    while (fgets(line, sizeof line, f))
+      if (strstr(line, "[heap]") && sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+        s = lo;
+        break;
+      }
+    fclose(f);
+  }
+  __atomic_store_n(&start, s, __ATOMIC_RELAXED);
+  return s;
+}
+
+/* A word of a by-value parameter that points into this process's heap is a robot host
+ * address, which no kernel can dereference on the server's GPU. PyTorch's host-device
+ * lambdas carry one (nvcc's wrapper keeps a pointer to a heap copy of the lambda for host
+ * calls): a new address every launch, which would make every inference look different to
+ * record/replay. Such words travel as RRTO_HOST_WORD, the same every time. */
+static void mask_host_words(const struct rrto_function *fn, unsigned char *buf) {
+  uintptr_t lo = heap_start();
+  if (!lo) return;
+  uintptr_t hi = (uintptr_t)sbrk(0);
+  for (uint32_t i = 0; i < fn->nparams; i++) {
+    if (fn->size[i] < 16) continue;   /* a struct: plain pointers (8 bytes) stay as they are */
+    for (uint32_t o = (fn->offset[i] + 7) & ~7u; o + 8 <= fn->offset[i] + fn->size[i]; o += 8) {
+      uint64_t w;
+      memcpy(&w, buf + o, 8);
+      if (w >= lo && w < hi && !(w & 7)) {
+        w = RRTO_HOST_WORD;
+        memcpy(buf + o, &w, 8);
+      }
+    }
+  }
+}
+
 long rrto_function_pack(struct rrto_function *fn, void **args, void *buf, size_t cap) {
   if (fn->param_bytes > cap) return -1;
   memset(buf, 0, fn->param_bytes);
   for (uint32_t i = 0; i < fn->nparams; i++)
     memcpy((char *)buf + fn->offset[i], args[i], fn->size[i]);
+  mask_host_words(fn, buf);
   return fn->param_bytes;
 }
 

@@ -18,7 +18,14 @@
  * FRONTIER_MAX are pending): an app that issues its calls in a quick burst pays one
  * message per inference, not one per batch. The
  * first call that does not match flushes the validated prefix, reports REPLAY_DIVERGE and
- * drops the table; that call and all after it are forwarded as usual. */
+ * drops the table; that call and all after it are forwarded as usual.
+ *
+ * A launch matches on its function, configuration, stream and parameter-buffer length; when
+ * its parameter bytes differ from the table's (PyTorch passes structs whose padding and
+ * unused members hold whatever was on the app's stack, which differs between forwarding and
+ * replaying), the app's bytes travel with the frontier as a patch and become the table's,
+ * so the server runs exactly what the app passed. The frontier's payload is the INPUT
+ * entries' data, then the patches: u32 entry position, u32 length, the bytes. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +65,8 @@ static struct {
   int64_t pending_since;        /* when entry `flushed` was validated */
   unsigned char *pending;       /* payloads of INPUT entries in [flushed, pos), in order */
   size_t pending_len, pending_cap;
+  unsigned char *patch;         /* launch parameter patches of entries in [flushed, pos) */
+  size_t patch_len, patch_cap;
 } R = {.cur = -1};
 
 int rrto_replay_active(void) { return R.blob != NULL; }
@@ -74,6 +83,9 @@ void rrto_replay_drop(void) {
   free(R.pending);
   R.pending = NULL;
   R.pending_len = R.pending_cap = 0;
+  free(R.patch);
+  R.patch = NULL;
+  R.patch_len = R.patch_cap = 0;
 }
 
 static int parse(const unsigned char *p, size_t len, uint32_t *start_seq, uint32_t *start_pos) {
@@ -151,11 +163,26 @@ static int64_t now_ns(void) {
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
+/* 0: no match; 1: the same call; MATCH_PATCH: a launch whose parameter bytes differ. */
+#define MATCH_PATCH 2
 static int matches(const struct entry *e, uint16_t op, const uint64_t *args, uint32_t nargs,
                    const void *data, size_t len) {
   if (e->op != op || e->nargs != nargs || memcmp(e->args, args, 8 * (size_t)nargs)) return 0;
   if (e->kind == KIND_INPUT) return e->var_len == len;
-  return e->key_len == len && (len == 0 || memcmp(e->key, data, len) == 0);
+  if (e->key_len != len) return 0;
+  if (len == 0 || memcmp(e->key, data, len) == 0) return 1;
+  return op == RRTO_OP_LAUNCH && e->kind == KIND_LOCAL ? MATCH_PATCH : 0;
+}
+
+static int grow(unsigned char **buf, size_t *cap, size_t need) {
+  if (need <= *cap) return 0;
+  size_t c = *cap ? *cap : 65536;
+  while (c < need) c *= 2;
+  unsigned char *p = realloc(*buf, c);
+  if (!p) return cudaErrorMemoryAllocation;
+  *buf = p;
+  *cap = c;
+  return 0;
 }
 
 /* Runs entries [R.flushed, to) of the current sequence on the server, with the payloads
@@ -163,6 +190,15 @@ static int matches(const struct entry *e, uint16_t op, const uint64_t *args, uin
 static int flush(uint32_t to, int wait, struct rrto_reply *rep) {
   uint64_t args[3] = {R.seqs[R.cur].id, R.flushed, to};
   R.flushed = to;
+  if (R.patch_len) {   /* the patches follow the inputs */
+    if (grow(&R.pending, &R.pending_cap, R.pending_len + R.patch_len)) {
+      R.patch_len = 0;
+      return cudaErrorMemoryAllocation;
+    }
+    memcpy(R.pending + R.pending_len, R.patch, R.patch_len);
+    R.pending_len += R.patch_len;
+    R.patch_len = 0;
+  }
   size_t len = R.pending_len;
   R.pending_len = 0;
   if (rrto_lane_ready()) return rrto_lane_run(args, R.pending, len, wait, rep);
@@ -172,20 +208,30 @@ static int flush(uint32_t to, int wait, struct rrto_reply *rep) {
 
 /* Keeps an INPUT entry's payload for the next frontier (the app may reuse its buffer). */
 static int keep_input(const void *data, size_t len) {
-  if (R.pending_len + len > RRTO_CHUNK && R.flushed < R.pos - 1) {
+  if (R.pending_len + R.patch_len + len > RRTO_CHUNK && R.flushed < R.pos - 1) {
     int err = flush(R.pos - 1, 0, NULL);   /* one message must stay within a chunk */
     if (err) return err;
   }
-  if (R.pending_len + len > R.pending_cap) {
-    size_t cap = R.pending_cap ? R.pending_cap : 65536;
-    while (cap < R.pending_len + len) cap *= 2;
-    unsigned char *p = realloc(R.pending, cap);
-    if (!p) return cudaErrorMemoryAllocation;
-    R.pending = p;
-    R.pending_cap = cap;
-  }
+  int err = grow(&R.pending, &R.pending_cap, R.pending_len + len);
+  if (err) return err;
   memcpy(R.pending + R.pending_len, data, len);
   R.pending_len += len;
+  return 0;
+}
+
+/* Sends a launch's parameter bytes with the frontier and makes them the table's (the
+ * patch lands at entry R.pos, which the app is calling now). */
+static int keep_patch(const struct entry *e, const void *data, size_t len) {
+  if (R.pending_len + R.patch_len + len + 8 > RRTO_CHUNK && R.flushed < R.pos) {
+    int err = flush(R.pos, 0, NULL);   /* one message must stay within a chunk */
+    if (err) return err;
+  }
+  if (grow(&R.patch, &R.patch_cap, R.patch_len + 8 + len)) return cudaErrorMemoryAllocation;
+  uint32_t head[2] = {R.pos, (uint32_t)len};
+  memcpy(R.patch + R.patch_len, head, 8);
+  memcpy(R.patch + R.patch_len + 8, data, len);
+  R.patch_len += 8 + len;
+  memcpy((unsigned char *)e->key, data, len);   /* the table is ours: blob is writable */
   return 0;
 }
 
@@ -229,7 +275,9 @@ int rrto_replay_handle(uint16_t op, const uint64_t *args, uint32_t nargs, const 
     }
   }
   const struct entry *e = &R.seqs[R.cur].e[R.pos];
-  if (!matches(e, op, args, nargs, data, len)) {
+  int m = matches(e, op, args, nargs, data, len);
+  if (m == MATCH_PATCH && keep_patch(e, data, len)) m = 0;
+  if (!m) {
     diverge();
     return 0;
   }

@@ -87,6 +87,8 @@ struct rrto_function *rrto_function_by_host(const void *host_fun);
 /* Resolve on the server (ships the module on first use); returns cudaError_t. */
 int rrto_function_resolve(struct rrto_function *fn);
 /* Pack a launch's void** args into one flat parameter buffer; returns size or -1. */
+/* What a kernel parameter word pointing into the app's heap is sent as (registry.c). */
+#define RRTO_HOST_WORD 0xffff800000000000ull
 long rrto_function_pack(struct rrto_function *fn, void **args, void *buf, size_t cap);
 uint64_t rrto_function_handle(const struct rrto_function *fn);
 /* Device address of a registered __device__/__constant__ variable. */

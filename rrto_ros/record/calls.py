@@ -18,8 +18,11 @@ from dataclasses import dataclass
 import hashlib
 from typing import Dict, FrozenSet, List, Sequence, Tuple
 
+from rrto_ros.protocol import forwarding
+
 # Op names (as in rrto_ops.def). Kept as plain strings: comparing interned str is as fast
-# as comparing ints, and the recorder need not import the protocol package.
+# as comparing ints. A LIBCALL's meaning (which library function, its classes) comes from
+# the forwarding spec (protocol/forwarding.py), read from its data.
 MALLOC = 'MALLOC'
 FREE = 'FREE'
 MEMCPY_HTOD = 'MEMCPY_HTOD'
@@ -28,6 +31,7 @@ MEMCPY_DTOD = 'MEMCPY_DTOD'
 MEMSET = 'MEMSET'
 LAUNCH = 'LAUNCH'
 VAR_GET = 'VAR_GET'
+LIBCALL = 'LIBCALL'
 DEVICE_RESET = 'DEVICE_RESET'
 
 #: Ops that read or write device memory (everything else is "passive" for the data flow).
@@ -45,6 +49,32 @@ TAIL_OPS: FrozenSet[str] = frozenset({
     'EVENT_ELAPSED', FREE, 'STREAM_DESTROY', 'EVENT_DESTROY'})
 
 _MAX_KEY_DATA = 4096
+
+
+def library_function(call: 'Call'):
+    """The spec entry (:class:`rrto_ros.protocol.forwarding.Function`) a LIBCALL names, or
+    None (another op, or a name this version does not forward)."""
+    if call.op != LIBCALL:
+        return None
+    return forwarding.by_name(forwarding.call_name(call.key_data))
+
+
+def is_stream_work(call: 'Call') -> bool:
+    """A library call whose work goes to a stream (class ``stream`` in the spec): it reads
+    and writes device memory through its ``device`` parameters, like a kernel launch."""
+    fn = library_function(call)
+    return fn is not None and fn.stream_work
+
+
+def touches_device(call: 'Call') -> bool:
+    """Reads or writes device memory (:data:`DATA_OPS`, or library stream work)."""
+    return call.op in DATA_OPS or is_stream_work(call)
+
+
+def writes_device(call: 'Call') -> bool:
+    """Writes device memory (:data:`DEVICE_WRITE_OPS`, or library stream work)."""
+    return call.op in DEVICE_WRITE_OPS or is_stream_work(call)
+
 
 Key = Tuple[str, Tuple[int, ...], bytes, int, Tuple[int, ...], int]
 
@@ -90,7 +120,7 @@ class Call:
         if name == MEMCPY_HTOD:   # only its length: a bulk payload is not copied
             return cls(name, tuple(args), b'', len(data), tuple(result), err)
         data = bytes(data)
-        if name != LAUNCH and len(data) > _MAX_KEY_DATA:
+        if name not in (LAUNCH, LIBCALL) and len(data) > _MAX_KEY_DATA:
             data = b'#blake2b:' + hashlib.blake2b(data, digest_size=20).digest()
         return cls(name, tuple(args), data, 0, tuple(result), err)
 

@@ -16,6 +16,8 @@ Read and write sets
     DTOD       [src, src + count)                    [dst, dst + count)
     MEMSET     -                                     [dst, dst + count)
     LAUNCH     every referenced allocation, whole    every referenced allocation, whole
+    LIBCALL    stream work (class ``stream`` in the forwarding spec): the allocations its
+               ``device`` parameters point into, whole, read and written (a GEMM)
     others     -                                     -
     ========== ===================================== ================================
 
@@ -46,9 +48,11 @@ import bisect
 import struct
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
+from rrto_ros.protocol import forwarding
 from rrto_ros.record.calls import Call
 from rrto_ros.record.calls import DEVICE_RESET
 from rrto_ros.record.calls import FREE
+from rrto_ros.record.calls import is_stream_work
 from rrto_ros.record.calls import LAUNCH
 from rrto_ros.record.calls import MALLOC
 from rrto_ros.record.calls import MEMCPY_DTOD
@@ -138,7 +142,7 @@ class DepGraph:
             self.base = index             # first call after a reset: adopt the log's index
         op = call.op
         deps = _NO_DEPS
-        if op == LAUNCH:
+        if op == LAUNCH or is_stream_work(call):
             deps = self._launch(call, index, cache_key)
         elif op == MEMCPY_HTOD:
             self._write(call.arg(0), call.var_len, index)
@@ -177,7 +181,8 @@ class DepGraph:
             self._cache_gen = self._gen
         refs = self._ref_cache.get(cache_key) if cache_key is not None else None
         if refs is None:
-            refs = self.referenced(call.key_data)
+            refs = self.referenced(call.key_data) if call.op == LAUNCH else \
+                self._lib_referenced(call.key_data)
             if cache_key is not None:
                 if len(self._ref_cache) > 65536:
                     self._ref_cache.clear()
@@ -280,12 +285,48 @@ class DepGraph:
                     seen.setdefault(w, r)
         return tuple(seen.values())
 
+    def pointer_words(self, param_buffer: bytes) -> bytes:
+        """``param_buffer`` with every 8-byte word that :meth:`referenced` would not count as
+        a reference zeroed: what identifies a launch for the search. Its other bytes
+        (sizes, scalars, and the uninitialised padding PyTorch's structs carry, which
+        changes between inferences) travel as a patch at replay when they differ, so the
+        server runs the app's own bytes (interposer/replay.c)."""
+        n = len(param_buffer) >> 3
+        out = bytearray(len(param_buffer))
+        if not n or not (self._starts or self._loose):
+            return bytes(out)
+        starts, allocs, loose = self._starts, self._allocs, self._loose
+        lo = starts[0] if starts else 1 << 64
+        hi = allocs[starts[-1]].end if starts else 0
+        for k, w in enumerate(struct.unpack_from(f'<{n}Q', param_buffer)):
+            keep = False
+            if lo <= w < hi:
+                keep = w < allocs[starts[bisect.bisect_right(starts, w) - 1]].end
+            if keep or w in loose:
+                out[8 * k:8 * k + 8] = param_buffer[8 * k:8 * k + 8]
+        return bytes(out)
+
+    def _lib_referenced(self, data: bytes) -> Tuple[Region, ...]:
+        """The live regions a library call's ``device`` parameters point into."""
+        try:
+            d = forwarding.decode(data)
+        except forwarding.WireError:
+            return ()
+        seen: Dict[int, Region] = {}
+        for p, w in zip(d.function.params, d.words):
+            if p.role == 'device' and w:
+                for r, _, _ in self._regions(w, w + 1, create=True):
+                    seen.setdefault(r.start, r)
+        return tuple(seen.values())
+
     def footprint(self, call: Call) -> Tuple[List[Range], List[Range]]:
         """(reads, writes) of ``call`` as byte ranges, against the current allocations
         (without recording anything)."""
         op = call.op
-        if op == LAUNCH:
-            rng = [(r.start, r.end) for r in self.referenced(call.key_data)]
+        if op == LAUNCH or is_stream_work(call):
+            refs = self.referenced(call.key_data) if op == LAUNCH else \
+                self._lib_referenced(call.key_data)
+            rng = [(r.start, r.end) for r in refs]
             return rng, list(rng)
         reads: List[Range] = []
         writes: List[Range] = []

@@ -59,8 +59,12 @@ How the search works
        indistinguishable from a benchmark loop that re-runs a model on a fixed input; it is
        reported as a tier-0 sequence until the second inference begins.)
     5. *Trust*: the cycle must occur ``record_window`` times completely, back to back, inside
-       the periodic region (identical keys: op, args, parameter buffers, var lengths,
-       results, errors; HTOD payload content may differ).
+       the periodic region (identical keys: op, args, var lengths, results, errors, and
+       of a launch's parameter buffer its length and the words that point into device
+       memory: ``Recorder.identity``). HTOD payloads may differ (replay ships them), and
+       so may a launch's other parameter bytes (sizes, scalars, the uninitialised padding
+       PyTorch's structs carry): replay sends a patch where the app's bytes differ from
+       the table's, so the server always runs what the app passed.
 
 Semantics decisions
     *Alternating shapes* (A B A B ...): the cycle is A+B; it has two tier-2 boundaries, so
@@ -110,12 +114,14 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import numpy as np
 
 from rrto_ros.record.calls import Call
-from rrto_ros.record.calls import DATA_OPS
-from rrto_ros.record.calls import DEVICE_WRITE_OPS
+from rrto_ros.record.calls import Key
 from rrto_ros.record.calls import KeyInterner
+from rrto_ros.record.calls import LAUNCH
 from rrto_ros.record.calls import MEMCPY_DTOH
 from rrto_ros.record.calls import MEMCPY_HTOD
 from rrto_ros.record.calls import TAIL_OPS
+from rrto_ros.record.calls import touches_device
+from rrto_ros.record.calls import writes_device
 from rrto_ros.record.deps import DepGraph
 from rrto_ros.record.oplog import OpLog
 
@@ -207,6 +213,7 @@ class Sequence:
     period: int = 0
     last_index: int = -1
     tier: int = TIER_INPUT
+    idents: Tuple[Key, ...] = ()     # Recorder.identity() of each call
 
     def __len__(self) -> int:
         return len(self.calls)
@@ -287,11 +294,7 @@ class Recorder:
     # ----------------------------------------------------------- recording
     def add(self, call: Call) -> int:
         """Record ``call`` (the app's next call, with its results); returns its log index."""
-        if call.op in self.volatile_ops:
-            kid = self.interner.intern_key((call.op, call.args, call.key_data, call.var_len,
-                                            (), 0))
-        else:
-            kid = self.interner.intern(call)
+        kid = self.interner.intern_key(self.identity(call))
         idx = self.log.append(call, kid)
         self.graph.add(call, idx, kid)
         if self.log.base > self.graph.base:
@@ -301,6 +304,17 @@ class Recorder:
         if len(self.interner) > self._intern_limit:
             self._compact_keys()
         return idx
+
+    def identity(self, call: Call) -> Key:
+        """What the search compares calls by: ``call.key()``, except that a launch's
+        parameter bytes count only where they point into device memory (see
+        :meth:`DepGraph.pointer_words`) and a volatile op's results do not count."""
+        if call.op == LAUNCH:
+            return (call.op, call.args, self.graph.pointer_words(call.key_data),
+                    len(call.key_data), call.result, call.err)
+        if call.op in self.volatile_ops:
+            return (call.op, call.args, call.key_data, call.var_len, (), 0)
+        return call.key()
 
     def reset(self) -> None:
         """Drop the log ("record again"). Live allocations are kept: the app still has them."""
@@ -420,12 +434,12 @@ class Recorder:
         for _ in range(64):
             if i < log.base:
                 return False
-            op = log.call(i).op
-            if op in DATA_OPS:
-                if op in DEVICE_WRITE_OPS and graph.is_start(i):
+            call = log.call(i)
+            if touches_device(call):
+                if writes_device(call) and graph.is_start(i):
                     want_output = True      # an input upload (one of several, maybe)
                 else:
-                    return want_output and op == MEMCPY_DTOH
+                    return want_output and call.op == MEMCPY_DTOH
             i -= 1
         return False
 
@@ -449,17 +463,18 @@ class Recorder:
     def _cut(self, p: int, start: int, end: int) -> _Cycle:
         """Where inferences begin in the cycle of period ``p`` (see the module doc, step 3)."""
         ref = end - p
-        ops = [c.op for c in self.log.calls(ref, end)]
+        calls = self.log.calls(ref, end)
+        ops = [c.op for c in calls]
+        writes = [writes_device(c) for c in calls]
         starts = self.graph.start_flags(ref, end)
         prev = ref - p if ref - p >= start else ref   # ends need later calls: look one back
         ends = self.graph.end_flags(prev, prev + p)
         # tier 2: output -> (passive calls) -> start candidate that writes device memory
-        data = [j for j in range(p) if ops[j] in DATA_OPS]
+        data = [j for j in range(p) if touches_device(calls[j])]
         cuts: List[int] = []
         for k, w in enumerate(data):
             d = data[k - 1]
-            if ops[d] != MEMCPY_DTOH or not ends[d] or ops[w] not in DEVICE_WRITE_OPS \
-                    or not starts[w]:
+            if ops[d] != MEMCPY_DTOH or not ends[d] or not writes[w] or not starts[w]:
                 continue
             c = d + 1
             j = d + 1
@@ -500,7 +515,7 @@ class Recorder:
                 kt = tuple(keys[last - base:last - base + length].tolist())
                 calls = self.log.calls(last, last + length)
                 self._pieces.append((kt, Sequence(
-                    calls=calls,
+                    calls=calls, idents=tuple(self.interner.key_of(k) for k in kt),
                     inputs=tuple(i for i, x in enumerate(calls) if x.op == MEMCPY_HTOD),
                     outputs=tuple(i for i, x in enumerate(calls) if x.op == MEMCPY_DTOH),
                     repetitions=0, period=p, tier=cyc.tier)))

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from rrto_ros.protocol import ops
 from rrto_ros.server import emu_kernels  # noqa: F401  (registers the kernels)
+from rrto_ros.server import emu_unknown
 from rrto_ros.server.backend import Backend
 from rrto_ros.server.backend import CudaError
 from rrto_ros.server.backend import DeviceInfo
@@ -40,6 +41,7 @@ class EmuModule:
     def __init__(self, image: bytes) -> None:
         self.image = image
         self.globals: Dict[str, int] = {}
+        self.layouts: Optional[Dict[str, list]] = None   # emu_unknown (test scaffolding)
 
 
 class EmuBackend(Backend):
@@ -53,6 +55,10 @@ class EmuBackend(Backend):
         self.functions: Dict[int, Tuple[EmuKernel, EmuModule]] = {}
         self.modules: List[EmuModule] = []
         self._libs = None   # emu_libraries.EmuLibraries, made at the first library call
+        # Test scaffolding (emu_unknown): unknown kernels and library functions as no-ops.
+        self.skip_unknown = emu_unknown.enabled()
+        if self.skip_unknown:
+            emu_unknown.warn_once('every kernel and library function without an emu version')
 
     # ----------------------------------------------------------- device
     def device_info(self, attr_ids: Sequence[int]) -> DeviceInfo:
@@ -103,7 +109,7 @@ class EmuBackend(Backend):
 
     def lib_call(self, fn, args: list) -> int:
         if self._libs is None:
-            self._libs = EmuLibraries(self.mem, self._check_stream)
+            self._libs = EmuLibraries(self.mem, self._check_stream, self.skip_unknown)
         return self._libs.call(fn, args)
 
     # ----------------------------------------------------------- streams and events
@@ -174,6 +180,8 @@ class EmuBackend(Backend):
 
     def function_get(self, module: object, name: str) -> Tuple[int, List[Tuple[int, int]]]:
         kernel = REGISTRY.get(name)
+        if kernel is None and self.skip_unknown:
+            kernel = self._noop_kernel(module, name)
         if kernel is None:
             raise CudaError(ops.CUDA_ERROR_INVALID_DEVICE_FUNCTION,
                             f'kernel {name} has no NumPy implementation in the emu backend '
@@ -183,6 +191,16 @@ class EmuBackend(Backend):
         h = next(self._handles)
         self.functions[h] = (kernel, module)
         return h, list(kernel.params)
+
+    @staticmethod
+    def _noop_kernel(module: object, name: str):
+        assert isinstance(module, EmuModule)
+        if module.layouts is None:
+            module.layouts = emu_unknown.param_layouts(module.image)
+        params = module.layouts.get(name)
+        if params is None:
+            return None
+        return EmuKernel(name, tuple(params), lambda mem, launch: None)
 
     def var_get(self, module: object, name: str, size: int) -> int:
         assert isinstance(module, EmuModule)

@@ -123,7 +123,8 @@ class ServerSession:
         return {'label': self.label, 'executed': self.executed, 'errors': self.errors,
                 'replay_passes': len(passes),
                 'replay_pass_us_median': statistics.median(passes) * 1e6 if passes else None,
-                'graph_launches': self.replay.graph_launches}
+                'graph_launches': self.replay.graph_launches,
+                'replay_patches': self.replay.patches}
 
     # ----------------------------------------------------------- plumbing
     def submit(self, req: Request) -> None:
