@@ -37,8 +37,8 @@ from rrto_ros.protocol.messages import frame_bytes
 from rrto_ros.protocol.messages import OUTPUT
 from rrto_ros.protocol.messages import Reply
 from rrto_ros.protocol.ops import Op
-from rrto_ros.server.module_cache import content_key
 from rrto_ros.record import oplog_file
+from rrto_ros.server.module_cache import content_key
 from rrto_ros.server.replay import encode_template
 
 log = logging.getLogger(__name__)
