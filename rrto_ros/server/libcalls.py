@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from rrto_ros.protocol import forwarding
 from rrto_ros.protocol import ops
@@ -43,6 +43,7 @@ class LibraryCalls:
         self.backend = backend
         self.memory = memory
         self.handles: Dict[int, object] = {}
+        self.kinds: Dict[int, str] = {}   # id -> the function that created it
         self.calls = 0
 
     def execute(self, data: bytes) -> Tuple[int, bytes, str]:
@@ -66,9 +67,10 @@ class LibraryCalls:
                                    'not a live handle of this session')
                 args.append(self.handles.get(w))
             elif role == 'create':
-                if w == 0 or w in self.handles:
-                    raise LibError(status_of['invalid_value'], f'{fn.name}: {p.name} id {w} '
-                                   'is taken or zero')
+                if w == 0:
+                    raise LibError(status_of['invalid_value'], f'{fn.name}: {p.name} id 0')
+                if w in self.handles:   # its destroy was skipped (a replayed run): replace
+                    self._destroy(w)
                 if len(self.handles) >= MAX_HANDLES:
                     raise LibError(status_of['failed'], f'{fn.name}: this session holds '
                                    f'{MAX_HANDLES} handles already; destroy some')
@@ -94,8 +96,10 @@ class LibraryCalls:
             for i, p in enumerate(fn.params):
                 if p.role == 'create':
                     self.handles[d.words[i]] = args[i].value
+                    self.kinds[d.words[i]] = fn.name
                 elif p.role == 'destroy':
                     self.handles.pop(d.words[i], None)
+                    self.kinds.pop(d.words[i], None)
         outs = b''.join(bytes(a) for p, a in zip(fn.params, args)
                         if p.role in ('out', 'elems') and isinstance(a, bytearray))
         if log.isEnabledFor(logging.DEBUG):
@@ -127,11 +131,27 @@ class LibraryCalls:
             return bytearray(d.out_sizes[i])
         return buf
 
-    def close(self) -> Optional[str]:
-        """Destroy what the app left alive (the session ended); the backend knows how."""
-        left = len(self.handles)
-        self.handles.clear()
-        return f'{left} library handles left by the app' if left else None
+    def _destroy(self, hid: int) -> None:
+        """Destroy handle ``hid`` with the destroy function matching its creator's
+        (cublasLtMatmulDescCreate -> cublasLtMatmulDescDestroy, cudnnCreate -> cudnnDestroy)."""
+        obj, creator = self.handles.pop(hid, None), self.kinds.pop(hid, '')
+        fn = forwarding.by_name(creator.replace('Create', 'Destroy', 1))
+        if obj is None or fn is None or len(fn.params) != 1 or fn.params[0].role != 'destroy':
+            return
+        try:
+            status = int(self.backend.lib_call(fn, [obj]))
+        except CudaError as e:
+            status = -1
+            log.debug('%s of id %d failed: %s', fn.name, hid, e)
+        if status:
+            log.debug('%s of id %d returned %d', fn.name, hid, status)
+
+    def close(self) -> int:
+        """Destroy what the app left alive (the session ends); returns how many."""
+        left = list(self.handles)
+        for hid in reversed(left):   # descriptors before the handles they were made with
+            self._destroy(hid)
+        return len(left)
 
 
 def _show(a: object) -> str:

@@ -176,6 +176,11 @@ class ServerSession:
     def _release(self) -> None:
         if self.backend is not None:
             try:
+                if self.libs is not None and self.libs.backend is self.backend:
+                    left = self.libs.close()   # cuBLAS/cuDNN objects the app left
+                    if left:
+                        log.info('session %s: destroyed %d library handles the app left',
+                                 self.label, left)
                 self.backend.close()
             except Exception as e:  # a broken context must not kill the server
                 log.warning('session %s: releasing its device state failed: %s', self.label, e)
