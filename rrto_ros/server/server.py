@@ -505,7 +505,7 @@ class Server:
         if not isinstance(n, int) or isinstance(n, bool):
             return True   # a client that does not number its requests: no resume
         if n < session.next_n:
-            cached = session.recent.get(req.seq)
+            cached = session.recent_reply(req.seq)
             if cached is not None:
                 self._reply(ident, cached)
             return False

@@ -34,7 +34,8 @@ from rrto_ros.server.replay import payload_of
 from rrto_ros.server.replay import ServerReplay
 
 log = logging.getLogger(__name__)
-RECENT_REPLIES = 64   # kept per session, for a client that lost its connection
+RECENT_REPLIES = 64       # kept per session, for a client that lost its connection,
+RECENT_BYTES = 8 << 20    # and the bytes they may hold (the newest one is always kept)
 NEED_DATA = 'need_data'   # reply key: the server lacks this module, send its bytes
 CONTENT_KEY = 'h'         # request key: a copy's content key (client/uploads.py)
 HELD_KEY = 'held'         # hello reply key: which offered content keys the server holds
@@ -58,7 +59,9 @@ class ServerSession:
         self.client = ''    # the robot's CURVE key (Z85) when the server authenticates them
         self.next_n = 0     # the number the client's next request carries (server.py)
         self.gap_told = -1
-        self.recent: 'collections.OrderedDict[int, Reply]' = collections.OrderedDict()
+        self.recent: 'collections.OrderedDict[int, Tuple[Reply, int]]' = \
+            collections.OrderedDict()
+        self._recent_bytes = 0
         self.label = label
         self.lane_port = lane_port
         self.cache = cache
@@ -151,10 +154,18 @@ class ServerSession:
         self._queue.put(None)
 
     def remember(self, reply: Reply) -> None:
-        """Keep the latest replies: a client that lost its connection asks again."""
-        self.recent[reply.seq] = reply
-        while len(self.recent) > RECENT_REPLIES:
-            self.recent.popitem(last=False)
+        """Keep the latest replies (the newest whatever its size, older ones within
+        RECENT_BYTES): a client that lost its connection asks again."""
+        size = sum(len(frame_bytes(f)) for f in reply.frames)
+        self.recent[reply.seq] = (reply, size)
+        self._recent_bytes += size
+        while len(self.recent) > 1 and (len(self.recent) > RECENT_REPLIES or
+                                        self._recent_bytes > RECENT_BYTES):
+            self._recent_bytes -= self.recent.popitem(last=False)[1][1]
+
+    def recent_reply(self, seq: int) -> Optional[Reply]:
+        kept = self.recent.get(seq)
+        return kept[0] if kept else None
 
     def _run(self) -> None:
         try:
@@ -174,6 +185,7 @@ class ServerSession:
             self._on_closed(self)
 
     def _release(self) -> None:
+        self.recent.clear()
         if self.backend is not None:
             try:
                 if self.libs is not None and self.libs.backend is self.backend:
