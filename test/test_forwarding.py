@@ -161,6 +161,14 @@ def test_cudnn_backend_elements_carry_descriptors_as_ids():
     status, out, _ = libs.execute(forwarding.encode(
         'cudnnBackendGetAttribute', [1, 7, 3, 2, 0, 0], {5: b''}, {4: 8, 5: 16}))
     assert status == 0 and out == bytes(range(8)) + bytes(range(16))
+    # CUDNN_TYPE_VOID_PTR (6) elements are device addresses: they must be the session's
+    libs.memory.add(0x5000, 4096)
+    libs.execute(forwarding.encode('cudnnBackendSetAttribute', [1, 9, 6, 2, 0],
+                                   {4: struct.pack('<2Q', 0x5000, 0x5100)}, {}))
+    with pytest.raises(LibError, match='not device memory of this session') as e:
+        libs.execute(forwarding.encode('cudnnBackendSetAttribute', [1, 9, 6, 1, 0],
+                                       {4: struct.pack('<Q', 0xdead0000)}, {}))
+    assert e.value.status == 2000
     with pytest.raises(LibError, match='unknown attribute type 99'):
         libs.execute(forwarding.encode('cudnnBackendSetAttribute', [1, 5, 99, 1, 0],
                                        {4: b'x' * 8}, {}))

@@ -18,6 +18,7 @@ from rrto_ros.server.backend import CudaError
 
 log = logging.getLogger(__name__)
 MAX_HANDLES = 1 << 16      # live handles and descriptors per session
+VOID_PTR_ELEMENTS = 6      # CUDNN_TYPE_VOID_PTR: device addresses in a backend attribute
 
 
 class Holder:
@@ -129,6 +130,14 @@ class LibraryCalls:
             return [self.handles.get(x) for x in ids]
         if d.out_sizes[i] > 0:
             return bytearray(d.out_sizes[i])
+        if forwarding.signed(d.words[p.size.type_param], 'i32') == VOID_PTR_ELEMENTS:
+            # device addresses (a variant pack's data pointers, its workspace): the session's
+            for (addr,) in struct.iter_unpack('<Q', buf[:len(buf) // 8 * 8]):
+                if addr:
+                    try:
+                        self.memory.check(addr, 1, f'{fn.name} {p.name}')
+                    except CudaError as e:
+                        raise LibError(status_of['invalid_value'], str(e)) from None
         return buf
 
     def _destroy(self, hid: int) -> None:
