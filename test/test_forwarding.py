@@ -139,7 +139,17 @@ def test_server_maps_handles_and_checks_addresses():
     status, out, _ = libs.execute(forwarding.encode(
         'cudaDeviceGetStreamPriorityRange', [0, 0], {}, {0: 4, 1: 4}))
     assert out == bytes(range(4)) * 2
+    # cuBLASLt's bias pointer attribute (8) holds a device address: the session's only
+    libs.execute(forwarding.encode('cublasLtMatmulDescCreate', [9, 68, 0], {}, {}))
+    libs.execute(forwarding.encode('cublasLtMatmulDescSetAttribute', [9, 8, 0, 8],
+                                   {2: struct.pack('<Q', 0x1010)}, {}))
+    with pytest.raises(LibError, match='not device memory of this session'):
+        libs.execute(forwarding.encode('cublasLtMatmulDescSetAttribute', [9, 8, 0, 8],
+                                       {2: struct.pack('<Q', 0x7000000)}, {}))
+    libs.execute(forwarding.encode('cublasLtMatmulDescSetAttribute', [9, 3, 0, 8],
+                                   {2: struct.pack('<Q', 0x7000000)}, {}))   # a number
     libs.execute(forwarding.encode('cublasDestroy_v2', [7], {}, {}))
+    libs.execute(forwarding.encode('cublasLtMatmulDescDestroy', [9], {}, {}))
     assert libs.handles == {}
     with pytest.raises(CudaError, match='malformed'):
         libs.execute(b'\x01')

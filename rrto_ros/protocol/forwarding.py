@@ -100,6 +100,9 @@ class Param(NamedTuple):
     role: str
     size: Optional[Size] = None
     prop: int = -1     # create(P): index of P
+    # in:SIZE@P(V,...): when parameter P is one of the values, the bytes are a device
+    # address (e.g. cuBLASLt's bias pointer attribute): the server checks it is the session's
+    device_when: Optional[Tuple[int, Tuple[int, ...]]] = None
 
 
 class Function(NamedTuple):
@@ -221,13 +224,20 @@ def parse(spec_text: str, lists: Dict[str, Dict[str, Tuple[str, List[str], str]]
             role = given.get(pname) or _default_role(ctype, abi)
             if role is None:
                 raise SpecError(f'{where}: say what pointer parameter {pname} ({ctype}) is')
-            size, prop = None, -1
+            size, prop, device_when, note = None, -1, None, f'{pname}={role}'
             m = re.fullmatch(r'(create|set)\((\w+)\)', role)
             if m:
                 role, prop = m.group(1), _index(m.group(2), names, where)
             elif role.startswith(('in:', 'out:')):
                 role, _, expr = role.partition(':')
+                expr, _, when = expr.partition('@')
                 size = _size(expr, names, where)
+                if when:
+                    m = re.fullmatch(r'(\w+)\(([\d,]+)\)', when)
+                    if not m or role != 'in':
+                        raise SpecError(f'{where}: want in:SIZE@PARAM(V,...), not {note!r}')
+                    device_when = (_index(m.group(1), names, where),
+                                   tuple(int(v) for v in m.group(2).split(',')))
             elif role.startswith('elems'):
                 role, size = 'elems', _size(role, names, where)
                 if size.type_param < 0:
@@ -237,7 +247,7 @@ def parse(spec_text: str, lists: Dict[str, Dict[str, Tuple[str, List[str], str]]
                 raise SpecError(f'{where}: unknown role {role!r} of {pname}')
             if role in ('value', 'key') and abi == 'p':
                 raise SpecError(f'{where}: {pname} is a pointer, not a number')
-            params.append(Param(pname, abi, ctype, role, size, prop))
+            params.append(Param(pname, abi, ctype, role, size, prop, device_when))
         for p in params:
             if p.size is not None and p.size.dtype and params[p.size.param].role not in \
                     HANDLE_ROLES:

@@ -84,6 +84,14 @@ class LibraryCalls:
                         raise LibError(status_of['invalid_value'], str(e)) from None
                 args.append(w)
             elif role == 'in':
+                if p.device_when and forwarding.signed(d.words[p.device_when[0]], 'i32') in \
+                        p.device_when[1] and d.buffers[i] and len(d.buffers[i]) >= 8:
+                    addr = struct.unpack_from('<Q', d.buffers[i])[0]
+                    if addr:
+                        try:
+                            self.memory.check(addr, 1, f'{fn.name} {p.name}')
+                        except CudaError as e:
+                            raise LibError(status_of['invalid_value'], str(e)) from None
                 args.append(d.buffers[i])
             elif role == 'out':
                 args.append(None if d.out_sizes[i] < 0 else bytearray(d.out_sizes[i]))
