@@ -28,7 +28,7 @@
 enum rrto_mode { RRTO_MODE_RPC = 0, RRTO_MODE_PIPELINED = 1, RRTO_MODE_REPLAY = 2 };
 
 enum rrto_op {
-#define RRTO_OP(id, name, may_skip_reply) RRTO_OP_##name = id,
+#define RRTO_OP(id, name, may_skip_reply, nargs) RRTO_OP_##name = id,
 #include "rrto_ops.def"
 #undef RRTO_OP
 };

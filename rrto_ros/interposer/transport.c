@@ -499,7 +499,7 @@ int rrto_post(uint16_t op, const uint64_t *args, uint32_t nargs, const void *dat
 int rrto_post_reply(uint16_t op, const uint64_t *args, uint32_t nargs, const void *data,
                     size_t len, struct rrto_reply *rep) {
   static const unsigned char may_skip_reply[] = {
-#define RRTO_OP(id, name, skip) [id] = skip,
+#define RRTO_OP(id, name, skip, nargs) [id] = skip,
 #include "rrto_ops.def"
 #undef RRTO_OP
   };

@@ -48,33 +48,25 @@ import re
 from typing import Dict, FrozenSet
 
 DEF_FILE = pathlib.Path(__file__).resolve().parent.parent / 'interposer' / 'rrto_ops.def'
-_LINE = re.compile(r'^RRTO_OP\((\d+),\s*(\w+),\s*([01])\)', re.M)
+_LINE = re.compile(r'^RRTO_OP\((\d+),\s*(\w+),\s*([01]),\s*(-?\d+)\)', re.M)
 
 
 def _parse():
-    rows = [(int(i), name, flag == '1') for i, name, flag in _LINE.findall(DEF_FILE.read_text())]
+    rows = [(int(i), name, flag == '1', int(n))
+            for i, name, flag, n in _LINE.findall(DEF_FILE.read_text())]
     if not rows:
         raise RuntimeError(f'no RRTO_OP lines in {DEF_FILE}')
     return rows
 
 
 _ROWS = _parse()
-Op = enum.IntEnum('Op', [(name, i) for i, name, _ in _ROWS])
-MAY_SKIP_REPLY: FrozenSet[Op] = frozenset(Op(i) for i, _, skip in _ROWS if skip)
+Op = enum.IntEnum('Op', [(name, i) for i, name, _, _ in _ROWS])
+MAY_SKIP_REPLY: FrozenSet[Op] = frozenset(Op(i) for i, _, skip, _ in _ROWS if skip)
 
-# How many arguments each op carries from the interposer to the client node (the table
-# above; MODULE_LOAD's offset and total size are the client node's: it sends the server the
-# module id only; REPLAY_LOAD is the client node's own). The client node refuses an op not
-# listed here and a request with any other count.
-AGENT_ARGS: Dict[Op, int] = {
-    Op.HELLO: 2, Op.BYE: 0, Op.DEVICE_ATTRS: 1, Op.MEM_GET_INFO: 0, Op.MALLOC: 1,
-    Op.FREE: 1, Op.MEMCPY_HTOD: 3, Op.MEMCPY_DTOH: 4, Op.MEMCPY_DTOD: 5, Op.MEMSET: 5,
-    Op.STREAM_CREATE: 2, Op.STREAM_DESTROY: 1, Op.STREAM_SYNC: 1, Op.STREAM_QUERY: 1,
-    Op.STREAM_WAIT_EVENT: 3, Op.EVENT_CREATE: 2, Op.EVENT_DESTROY: 1, Op.EVENT_RECORD: 2,
-    Op.EVENT_SYNC: 1, Op.EVENT_QUERY: 1, Op.EVENT_ELAPSED: 2, Op.DEVICE_SYNC: 0,
-    Op.DEVICE_RESET: 0, Op.MODULE_LOAD: 3, Op.FUNC_GET: 1, Op.VAR_GET: 2, Op.LAUNCH: 9,
-    Op.REPLAY_RUN: 3, Op.REPLAY_DIVERGE: 3, Op.REPLAY_NOTE: 8, Op.LIBCALL: 0,
-}
+# How many arguments each op carries from the interposer to the client node (rrto_ops.def;
+# MODULE_LOAD's offset and total size are the client node's: it sends the server the module
+# id only). The client node refuses an op not listed here and a request with any other count.
+AGENT_ARGS: Dict[Op, int] = {Op(i): n for i, _, _, n in _ROWS if n >= 0}
 
 # CUDA error codes the client and server produce themselves (values of cudaError_t).
 CUDA_SUCCESS = 0
