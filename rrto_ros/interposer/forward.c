@@ -109,8 +109,7 @@ static size_t dtype_size(uint64_t t) {
   return t < sizeof sizes ? sizes[t] : 0;
 }
 
-static size_t buf_size(const struct rrto_fwd_fn *fn, const struct rrto_fwd_param *p,
-                       const uint64_t *w) {
+static size_t buf_size(const struct rrto_fwd_param *p, const uint64_t *w) {
   if (p->size_param < 0) return p->size_const;
   uint64_t v = w[p->size_param];
   if (p->size_dtype) {   /* 1: the cudaDataType's size; 2: a cuDNN scaling factor's */
@@ -252,7 +251,7 @@ uint32_t rrto_forward(const struct rrto_fwd_fn *fn, const uint64_t *in_words) {
       }
       case RRTO_R_IN:
       case RRTO_R_OUT: {
-        size_t n = buf_size(fn, p, in_words);
+        size_t n = buf_size(p, in_words);
         if (n > MAX_BUF) {
           rrto_log("%s: parameter %d asks for %zu bytes; refused", fn->name, i, n);
           status = fail(fn, cudaErrorInvalidValue, fn->invalid_value);

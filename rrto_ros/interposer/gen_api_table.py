@@ -27,6 +27,7 @@ macros, so the table is right for CUDA 12 and 13 headers alike.
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
 import re
 import subprocess
@@ -195,6 +196,7 @@ def generate(include_dir: pathlib.Path, out_dir: pathlib.Path, cc: str = 'gcc') 
 
 # ---------------------------------------------------------------- forwarded functions
 
+@functools.lru_cache(maxsize=None)
 def forwarding_spec():
     """rrto_ros/protocol/forwarding.py, loaded by path: this script runs before (and
     without) the package being importable."""

@@ -591,19 +591,21 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
   return on_handle(RRTO_OP_EVENT_DESTROY, event);
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
-  RRTO_ENTER(cudaEventRecord, event, stream);
+static cudaError_t record(cudaEvent_t event, cudaStream_t stream) {
   return rrto_ret(rrto_post(RRTO_OP_EVENT_RECORD, RRTO_ARGS(PTR(event), PTR(stream)), NULL,
                             0));
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  RRTO_ENTER(cudaEventRecord, event, stream);
+  return record(event, stream);
 }
 
 cudaError_t cudaEventRecordWithFlags(cudaEvent_t event, cudaStream_t stream,
                                      unsigned int flags) {
   RRTO_ENTER(cudaEventRecordWithFlags, event, stream, flags);
   if (flags & ~(unsigned)cudaEventRecordExternal) return rrto_ret(cudaErrorInvalidValue);
-  /* cudaEventRecordExternal matters only inside a capture: a plain record otherwise. */
-  return rrto_ret(rrto_post(RRTO_OP_EVENT_RECORD, RRTO_ARGS(PTR(event), PTR(stream)), NULL,
-                            0));
+  return record(event, stream);   /* cudaEventRecordExternal matters only in a capture */
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {

@@ -229,10 +229,7 @@ class CudaBackend(Backend):
 
     def launch(self, function: int, grid: Tuple[int, int, int], block: Tuple[int, int, int],
                shared_mem: int, stream: int, params: memoryview) -> None:
-        f = self.functions.get(function)
-        if f is None:
-            raise CudaError(ops.CUDA_ERROR_INVALID_DEVICE_FUNCTION,
-                            f'launch of unknown function handle 0x{function:x}')
+        f = self._function(function)
         n = len(params)
         if n:
             buf = ctypes.create_string_buffer(bytes(params), n)

@@ -79,10 +79,8 @@ def _preload_parts(directory: str) -> None:
     dependencies by soname, which the loader finds only on the library path: load them from
     the wheels' directories first, as PyTorch does, or cuDNN finds no engine for any graph
     (and says nothing)."""
-    paths = []
-    for dep in ENGINE_DEPENDENCIES:
-        for root in sys.path:
-            paths += sorted(glob.glob(os.path.join(root, 'nvidia', '*', 'lib', dep)))[:1]
+    paths = [found[0] for found in (_candidates(dep)[:-1] for dep in ENGINE_DEPENDENCIES)
+             if found]   # the wheels' copies (the bare soname is the loader's, last)
     paths += sorted(glob.glob(os.path.join(directory, 'libcudnn_*.so.9')),
                     key=lambda p: 'graph' not in p)
     for path in paths:
