@@ -26,6 +26,15 @@ HELLO_TIMEOUT_S = 5.0    # a connection not authenticated by then is closed
 RECV_BYTES = 1 << 18
 
 
+PEER_GONE = 'closed by the app (it ended or was stopped)'
+
+
+def _why(e: OSError) -> str:
+    """A reset or a broken pipe is the app going away (killed mid-replay); other errors
+    say what they are."""
+    return PEER_GONE if isinstance(e, (ConnectionResetError, BrokenPipeError)) else str(e)
+
+
 class LaneClosed(Exception):
     """The peer closed the lane or broke the protocol."""
 
@@ -89,9 +98,9 @@ class ServerLane:
         except (BlockingIOError, InterruptedError):
             return []
         except OSError as e:
-            raise LaneClosed(str(e)) from None
+            raise LaneClosed(_why(e)) from None
         if n == 0:
-            raise LaneClosed('closed by the peer')
+            raise LaneClosed(PEER_GONE)
         try:
             return self._feed(self._in_view[:n])
         except lane_seal.LaneAuthError as e:
@@ -152,7 +161,7 @@ class ServerLane:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
-                raise LaneClosed(str(e)) from None
+                raise LaneClosed(_why(e)) from None
             _sent(self._out, n)
 
     def close(self) -> None:
